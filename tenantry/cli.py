@@ -1,0 +1,146 @@
+"""`tenantry serve | migrate | seed`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from tenantry.config import get_settings
+from tenantry.kit import migrations
+
+cli = typer.Typer(
+    help="Tenantry: a multi-tenant business backend.", no_args_is_help=True, add_completion=False
+)
+console = Console(stderr=True)
+
+
+def _database_url() -> str:
+    with console.status("Starting the database…"):
+        return migrations.resolve_database_url(get_settings())
+
+
+async def _seed(url: str, *, only_if_empty: bool) -> int:
+    from tenantry.demo import demo_tenants, has_data, seed_demo
+    from tenantry.kit.db import Database, session_scope
+
+    settings = get_settings()
+    db = Database(url, settings)
+    try:
+        async with session_scope(db.sessionmaker) as session:
+            if only_if_empty and await has_data(session, settings.operator_tenant_slug):
+                return 0
+            specs = demo_tenants(settings.operator_tenant_slug)
+            with Progress(
+                TextColumn("Seeding demo data"),
+                BarColumn(),
+                TextColumn("{task.description}"),
+                TimeElapsedColumn(),
+                console=console,
+                transient=False,
+            ) as progress:
+                task = progress.add_task("", total=len(specs))
+                return await seed_demo(
+                    session,
+                    password=settings.demo_password,
+                    operator_slug=settings.operator_tenant_slug,
+                    advance=lambda slug: progress.update(task, advance=1, description=slug),
+                )
+    finally:
+        await db.dispose()
+
+
+@cli.command()
+def migrate(
+    revision: Annotated[str, typer.Argument(help="Target revision")] = "head",
+    down: Annotated[bool, typer.Option("--down", help="Downgrade to REVISION instead")] = False,
+) -> None:
+    """Apply (or revert) database migrations."""
+    url = _database_url()
+    if down:
+        migrations.downgrade(url, revision if revision != "head" else "base")
+    else:
+        migrations.upgrade(url, revision)
+    console.print(f"[green]Database at {'base' if down and revision == 'head' else revision}.")
+
+
+@cli.command()
+def seed(
+    demo: Annotated[bool, typer.Option("--demo/--no-demo", help="Seed the demo companies")] = True,
+) -> None:
+    """Seed the demo data (idempotent)."""
+    if not demo:
+        console.print("Nothing to seed.")
+        return
+    url = _database_url()
+    migrations.upgrade(url)
+    created = asyncio.run(_seed(url, only_if_empty=False))
+    console.print(f"[green]Demo data ready ({created} rows created).")
+
+
+@cli.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to bind")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes")] = 1,
+    migrate_first: Annotated[bool, typer.Option("--migrate/--no-migrate")] = True,
+) -> None:
+    """Serve the API. Embedded mode migrates and seeds the demo data on first run."""
+    import uvicorn
+
+    from tenantry.demo import demo_logins
+
+    settings = get_settings()
+    host = host or settings.host
+    port = port or settings.port
+    url = _database_url()
+    if settings.embedded:
+        # Worker processes share the server this process started (and stops on exit).
+        os.environ["TENANTRY_EMBEDDED_DATABASE_URL"] = url
+    if migrate_first:
+        with console.status("Migrating…"):
+            migrations.upgrade(url)
+    seeded = asyncio.run(_seed(url, only_if_empty=True)) if settings.embedded else 0
+    base = f"http://{host}:{port}"
+    console.print(f"[bold]Tenantry[/] API  {base}/api/v1")
+    console.print(f"         docs {base}/docs")
+    if settings.embedded:
+        console.print(f"         data {settings.embedded_pgdata} (embedded PostgreSQL)")
+        note = " (just created)" if seeded else ""
+        console.print(f"Demo logins{note}, password from DEMO_PASSWORD:")
+        for email in demo_logins(settings.operator_tenant_slug):
+            console.print(f"  {email}")
+    # uvicorn re-raises SIGTERM after its graceful shutdown; turn it into SystemExit so the
+    # `finally` below stops the embedded server instead of the process dying around it.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        uvicorn.run(
+            "tenantry.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            loop="uvloop",
+            http="httptools",
+            access_log=False,
+            log_level="info",
+        )
+    finally:
+        if settings.embedded:
+            from tenantry.kit import embedded
+
+            embedded.stop_all()
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

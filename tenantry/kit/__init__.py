@@ -1,0 +1,1 @@
+"""Shared machinery. Nothing in here imports a domain package."""

@@ -1,0 +1,99 @@
+"""Password hashing (argon2, off the event loop) and access tokens (JWT, HS256)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+_hasher = PasswordHasher()
+# A real hash of a random password: verifying an unknown email against it costs the same as a
+# wrong password, so response time does not tell whether an account exists.
+_DUMMY_HASH = _hasher.hash(uuid.uuid4().hex)
+
+
+async def hash_password(password: str) -> str:
+    return await anyio.to_thread.run_sync(_hasher.hash, password)
+
+
+def _verify(stored_hash: str | None, password: str) -> bool:
+    try:
+        return _hasher.verify(stored_hash or _DUMMY_HASH, password) and stored_hash is not None
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+async def verify_password(stored_hash: str | None, password: str) -> bool:
+    """True when `password` matches; `stored_hash=None` (no such user) costs a full verify too."""
+    return await anyio.to_thread.run_sync(_verify, stored_hash, password)
+
+
+def password_needs_rehash(stored_hash: str) -> bool:
+    return _hasher.check_needs_rehash(stored_hash)
+
+
+class InvalidToken(Exception):
+    """The token is malformed, tampered with, expired, or not meant for us."""
+
+
+@dataclass(frozen=True, slots=True)
+class TokenClaims:
+    sub: uuid.UUID
+    tid: uuid.UUID
+    role: str
+    ver: int
+    iat: int
+    exp: int
+
+
+class TokenCodec:
+    algorithm = "HS256"
+
+    def __init__(self, secret: str, issuer: str, audience: str, ttl_s: int) -> None:
+        self._secret = secret
+        self.issuer = issuer
+        self.audience = audience
+        self.ttl_s = ttl_s
+
+    def issue(
+        self, *, user_id: uuid.UUID, tenant_id: uuid.UUID, role: str, version: int
+    ) -> tuple[str, int]:
+        now = int(time.time())
+        payload: dict[str, Any] = {
+            "sub": str(user_id),
+            "tid": str(tenant_id),
+            "role": role,
+            "ver": version,
+            "iat": now,
+            "exp": now + self.ttl_s,
+            "iss": self.issuer,
+            "aud": self.audience,
+        }
+        return jwt.encode(payload, self._secret, algorithm=self.algorithm), self.ttl_s
+
+    def decode(self, token: str) -> TokenClaims:
+        try:
+            raw = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[self.algorithm],
+                audience=self.audience,
+                issuer=self.issuer,
+                options={"require": ["sub", "tid", "role", "ver", "iat", "exp", "iss", "aud"]},
+            )
+            return TokenClaims(
+                sub=uuid.UUID(raw["sub"]),
+                tid=uuid.UUID(raw["tid"]),
+                role=str(raw["role"]),
+                ver=int(raw["ver"]),
+                iat=int(raw["iat"]),
+                exp=int(raw["exp"]),
+            )
+        except (jwt.PyJWTError, ValueError, TypeError, KeyError) as exc:
+            raise InvalidToken(str(exc)) from exc

@@ -1,0 +1,59 @@
+"""Liveness and readiness: cheap enough for a probe every second."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel
+from sqlalchemy import text
+from starlette.responses import Response
+
+from tenantry.kit.errors import problem_response, problems
+
+router = APIRouter(tags=["ops"])
+
+
+class Health(BaseModel):
+    status: str
+    checks: dict[str, str] = {}
+
+
+@router.get("/healthz", summary="Liveness: the process answers", response_model=Health)
+async def healthz() -> Health:
+    return Health(status="ok")
+
+
+@router.get(
+    "/readyz",
+    summary="Readiness: the database (and Redis, when configured) answer",
+    response_model=Health,
+    responses=problems(503),
+)
+async def readyz(request: Request) -> Health | Response:
+    checks: dict[str, str] = {}
+    try:
+        async with asyncio.timeout(2):
+            async with request.app.state.db.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:  # any failure means not ready; say which
+        checks["database"] = f"unavailable: {type(exc).__name__}"
+    redis = request.app.state.redis
+    if redis is not None:
+        try:
+            async with asyncio.timeout(2):
+                await redis.ping()
+            checks["redis"] = "ok"
+        except Exception as exc:  # unreachable, timed out, refused: all "not ready"
+            checks["redis"] = f"unavailable: {type(exc).__name__}"
+    if all(v == "ok" for v in checks.values()):
+        return Health(status="ok", checks=checks)
+    return problem_response(
+        503,
+        "not-ready",
+        "Not ready",
+        "A dependency is unavailable.",
+        request=request,
+        checks=checks,
+    )

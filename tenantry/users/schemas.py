@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
+
+from tenantry.tenants.schemas import TenantSummary
+
+Role = Literal["owner", "admin", "member"]
+AccountType = Literal["customer", "internal_employee"]
+
+
+class UserOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    email: str
+    full_name: str
+    role: Role
+    account_type: AccountType
+    is_active: bool
+    last_login_at: datetime | None
+    created_at: datetime
+
+
+class MeOut(BaseModel):
+    id: uuid.UUID
+    email: str
+    full_name: str
+    role: Role
+    account_type: AccountType
+    tenant: TenantSummary
+
+
+class UserCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailStr
+    full_name: str = Field(min_length=1, max_length=200)
+    password: str = Field(min_length=10, max_length=1024)
+    role: Role = "member"
+
+
+class UserPatch(BaseModel):
+    """Only the fields sent are changed. Changing the role or deactivating revokes every
+    token the user holds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    full_name: str | None = Field(None, min_length=1, max_length=200)
+    role: Role | None = None
+    is_active: bool | None = None
+
+
+class UserPage(BaseModel):
+    items: list[UserOut]
+    total: int
+    page: int
+    per_page: int
+    pages: int
+
+
+class InternalUserOut(UserOut):
+    company: TenantSummary
+
+
+class InternalUserPage(BaseModel):
+    items: list[InternalUserOut]
+    total: int
+    page: int
+    per_page: int
+    pages: int
+
+
+class InternalUserCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailStr
+    full_name: str = Field(min_length=1, max_length=200)
+    password: str = Field(min_length=10, max_length=1024)
+    role: Role = "member"

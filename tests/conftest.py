@@ -1,0 +1,223 @@
+"""Test fixtures: a migrated database per test run, one rolled-back transaction per test, and
+the real ASGI app (middleware included) driven through httpx."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from tenantry.app import create_app
+from tenantry.config import Settings
+from tenantry.kit.db import Database, count_queries, plain_url
+from tenantry.kit.migrations import upgrade
+from tenantry.kit.tenancy import TenantScope
+from tenantry.tenants import service as tenants
+from tenantry.users import service as users
+from tests.services import postgres_admin_url, redis_url
+
+PASSWORD = "correct horse battery staple"
+
+
+async def create_database(admin_url: str, name: str) -> str:
+    conn = await asyncpg.connect(plain_url(admin_url))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    from sqlalchemy.engine import make_url
+
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+async def drop_database(admin_url: str, name: str) -> None:
+    conn = await asyncpg.connect(plain_url(admin_url))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def admin_url() -> str:
+    url, source = postgres_admin_url()
+    print(f"\ntests use PostgreSQL from the {source}")
+    return url
+
+
+@pytest.fixture(scope="session")
+async def database_url(admin_url: str) -> AsyncIterator[str]:
+    name = f"tenantry_test_{uuid.uuid4().hex[:8]}"
+    url = await create_database(admin_url, name)
+    await asyncio.to_thread(upgrade, url)
+    yield url
+    await drop_database(admin_url, name)
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    return Settings(
+        _env_file=None,
+        database_url=database_url,
+        expose_query_count=True,
+        max_body_bytes=64 * 1024,
+        jwt_secret="test-secret-" + "x" * 40,
+    )
+
+
+@pytest.fixture(scope="session")
+async def database(settings: Settings) -> AsyncIterator[Database]:
+    db = Database(settings.database_url or "", settings)
+    yield db
+    await db.dispose()
+
+
+@pytest.fixture
+async def session_factory(database: Database) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Every session of this test, the app's included, runs inside one outer transaction that
+    is rolled back at the end: request-scope commits only release savepoints."""
+    async with database.engine.connect() as conn:
+        outer = await conn.begin()
+        factory = async_sessionmaker(
+            bind=conn,
+            expire_on_commit=False,
+            autoflush=False,
+            join_transaction_mode="create_savepoint",
+        )
+        original = database.sessionmaker
+        database.sessionmaker = factory
+        try:
+            yield factory
+        finally:
+            database.sessionmaker = original
+            await outer.rollback()
+
+
+@pytest.fixture
+async def session(session_factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    async with session_factory() as s:
+        yield s
+        await s.commit()
+
+
+@pytest.fixture(scope="session")
+def app(settings: Settings, database: Database) -> Any:
+    return create_app(settings, database=database)
+
+
+@pytest.fixture
+async def client(app: Any, session_factory: Any) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def redis_available() -> str:
+    url = redis_url()
+    if url is None:
+        pytest.skip("no Redis on 127.0.0.1:6379 and TEST_REDIS_URL unset")
+    return url
+
+
+# --- data ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Account:
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    email: str
+    role: str
+    headers: dict[str, str]
+
+
+class World:
+    """Builds tenants and users through the services, and logs them in through the API."""
+
+    def __init__(self, session: AsyncSession, client: httpx.AsyncClient) -> None:
+        self.session = session
+        self.client = client
+
+    async def tenant(self, slug: str | None = None) -> uuid.UUID:
+        slug = slug or f"t-{uuid.uuid4().hex[:10]}"
+        tenant = await tenants.provision(self.session, slug=slug, name=slug.title())
+        await self.session.commit()
+        return tenant.id
+
+    async def user(
+        self,
+        tenant_id: uuid.UUID,
+        role: str = "member",
+        *,
+        account_type: str = "customer",
+        login: bool = True,
+        email: str | None = None,
+    ) -> Account:
+        email = email or f"{role}-{uuid.uuid4().hex[:10]}@example.com"
+        user = await users.create_user(
+            self.session,
+            TenantScope(tenant_id),
+            email=email,
+            full_name=f"{role.title()} User",
+            password=PASSWORD,
+            role=role,
+            account_type=account_type,
+        )
+        await self.session.commit()
+        headers: dict[str, str] = {}
+        if login:
+            headers = await self.login(email)
+        return Account(user.id, tenant_id, email, role, headers)
+
+    async def login(self, email: str, password: str = PASSWORD) -> dict[str, str]:
+        r = await self.client.post(
+            "/api/v1/auth/login", json={"email": email, "password": password}
+        )
+        assert r.status_code == 200, r.text
+        return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+@pytest.fixture
+async def world(session: AsyncSession, client: httpx.AsyncClient) -> World:
+    return World(session, client)
+
+
+# --- assertions ------------------------------------------------------------------------------
+
+
+@contextmanager
+def assert_max_queries(n: int) -> Iterator[Any]:
+    """Fails when the block (requests through the app included) runs more than `n` queries."""
+    with count_queries(keep_statements=True) as counter:
+        yield counter
+    assert counter.count <= n, f"{counter.count} queries, at most {n} allowed:\n" + "\n".join(
+        counter.statements
+    )
+
+
+def queries(response: httpx.Response) -> int:
+    return int(response.headers["x-db-queries"])
+
+
+def assert_problem(
+    response: httpx.Response, status: int, slug: str | None = None
+) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    assert body["title"]
+    assert body["type"].startswith("https://")
+    if slug:
+        assert body["type"].endswith("/" + slug), body["type"]
+    return body
