@@ -1,8 +1,9 @@
 """Which PostgreSQL and Redis the tests use.
 
 PostgreSQL: `TEST_DATABASE_URL` if set, else 127.0.0.1:5432 if it answers, else the embedded
-server (under `var/test-pgdata`; `TEST_DATABASE_URL=embedded` forces it). Redis: `TEST_REDIS_URL` if set, else 127.0.0.1:6379 if it
-answers, else Redis tests are skipped with the reason. Under `CI=true` a missing service is a
+server (under `var/test-pgdata`; `TEST_DATABASE_URL=embedded` forces it). Redis:
+`TEST_REDIS_URL` if set, else 127.0.0.1:6379 if it answers, else Redis tests are skipped with
+the reason. Under `CI=true` a missing service is a
 failure, never a skip or a silent fallback.
 """
 
