@@ -16,7 +16,7 @@ from tenantry.kit.db import Database
 from tenantry.kit.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from tenantry.kit.migrations import resolve_database_url
 from tenantry.kit.redis import make_client as make_redis
-from tenantry.kit.security import TokenCodec
+from tenantry.kit.security import TokenCodec, configure_password_hashing
 from tenantry.ops.router import router as ops_router
 from tenantry.tenants.router import router as tenants_router
 from tenantry.users.router import router as users_router
@@ -55,6 +55,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         openapi_url="/openapi.json",
     )
     app.state.settings = settings
+    configure_password_hashing(settings)
     app.state.tokens = TokenCodec(
         settings.jwt_secret, settings.jwt_issuer, settings.jwt_audience, settings.access_token_ttl_s
     )

@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     jwt_audience: str = "tenantry-api"
     access_token_ttl_s: int = Field(3600, ge=60)
 
+    # Password hashing (argon2id); defaults are OWASP's minimum, see kit/security.py.
+    argon2_time_cost: int = Field(2, ge=1)
+    argon2_memory_kib: int = Field(19_456, ge=8_192)
+    argon2_parallelism: int = Field(1, ge=1)
+
     # HTTP.
     expose_query_count: bool = False
     max_body_bytes: int = Field(1_048_576, ge=1024)
