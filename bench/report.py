@@ -42,8 +42,8 @@ def markdown(data: dict[str, Any]) -> str:
         "interleaved; medians with [min–max].",
         "",
         "| scenario | req/s | × FastAPI floor | p50 ms | p95 ms | p99 ms | errors | queries/req "
-        "| server CPU | wrk CPU | target | verdict |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
+        "| server CPU | CPU µs/req | wrk CPU | target | verdict |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for s in data["scenarios"]:
         ratio = (
@@ -59,7 +59,8 @@ def markdown(data: dict[str, Any]) -> str:
         lines.append(
             f"| {s['name']} | {s['rps']:,.0f} [{s['rps_min']:,.0f}–{s['rps_max']:,.0f}] | {ratio} "
             f"| {latency} | {s['error_rate']:.2%} | {_f(s['queries_per_request'], '{:.2f}')} "
-            f"| {server_cpu} | {wrk_cpu} | {s['target']} | {s['verdict']} |"
+            f"| {server_cpu} | {_f(s.get('server_cpu_us_per_request'), '{:.0f}')} | {wrk_cpu} "
+            f"| {s['target']} | {s['verdict']} |"
         )
     loc = data.get("locust")
     if loc:

@@ -167,7 +167,8 @@ def _run_once(
     measured = loadgen.run_wrk(
         server.url, lua, duration_s=duration, connections=scenario.connections, cpu=generator_cpu
     )
-    server_cpu = (server.cpu_seconds() - cpu_before) / (time.perf_counter() - wall_before)
+    cpu_used = server.cpu_seconds() - cpu_before
+    server_cpu = cpu_used / (time.perf_counter() - wall_before)
     return {
         "rps": measured.rps,
         "requests": measured.requests,
@@ -179,6 +180,8 @@ def _run_once(
         "error_rate": measured.error_rate,
         "queries_per_request": None if scenario.floor else _queries_per_request(client),
         "server_cpu": server_cpu,
+        # CPU per request holds up on a busy machine better than req/s does.
+        "server_cpu_us_per_request": cpu_used * 1e6 / max(measured.requests, 1),
         "generator_cpu": measured.generator_cpu,
         "generator_saturated": measured.generator_cpu > 0.9,
         "failed": measured.errors + measured.non_2xx > 0,
@@ -211,6 +214,7 @@ def _summarise(
         "error_rate": max(r["error_rate"] for r in runs),
         "queries_per_request": med("queries_per_request"),
         "server_cpu": med("server_cpu"),
+        "server_cpu_us_per_request": med("server_cpu_us_per_request"),
         "generator_cpu": med("generator_cpu"),
         "generator_saturated": any(r["generator_saturated"] for r in runs),
         "failed": any(r["failed"] for r in runs),

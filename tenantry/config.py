@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(10, ge=0)
     db_pool_timeout: float = Field(30, gt=0)
     db_pool_recycle: int = Field(3600, ge=-1)
+    # "idle": ping connections that sat idle DB_POOL_PING_IDLE_S or more (see kit/db.py);
+    # "always": SQLAlchemy's ping on every checkout; "never".
+    db_pool_pre_ping: Literal["idle", "always", "never"] = "idle"
+    db_pool_ping_idle_s: float = Field(10, ge=0)
     db_echo: bool = False
 
     redis_url: str | None = None

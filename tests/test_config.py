@@ -60,4 +60,3 @@ def test_pool_settings_reach_the_engine() -> None:
     assert pool.size() == 7  # type: ignore[attr-defined]
     assert pool._max_overflow == 3  # type: ignore[attr-defined]
     assert pool._timeout == 12  # type: ignore[attr-defined]
-    assert pool._pre_ping is True
