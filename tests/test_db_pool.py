@@ -87,3 +87,28 @@ async def test_a_reader_on_the_engine_uses_the_pool(database_url: str) -> None:
         assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
     finally:
         await engine.dispose()
+
+
+async def test_lean_reads_never_take_a_second_connection_under_load(database_url: str) -> None:
+    """A request that holds a session connection and then reads lean must not wait for a
+    second pooled connection: with a pool of 2 and 20 such requests at once, that would
+    starve the pool."""
+    import asyncio
+
+    from tenantry.kit.db import Database, session_scope
+
+    settings = Settings(_env_file=None, db_pool_size=2, db_max_overflow=0, db_pool_timeout=3)
+    db = Database(database_url, settings)
+    one = LeanQuery.of(select(text("1 AS one")))
+
+    async def request() -> int:
+        async with session_scope(db.sessionmaker) as session:
+            await session.execute(text("SELECT 1"))  # the session now holds a connection
+            await asyncio.sleep(0.01)
+            row = await db.reader.one_in(session, one)
+            return int(row["one"])
+
+    try:
+        assert await asyncio.gather(*(request() for _ in range(20))) == [1] * 20
+    finally:
+        await db.dispose()

@@ -210,19 +210,36 @@ class Reader:
 
         return cls(use)
 
-    async def _run(self, method: str, query: LeanQuery, params: dict[str, Any]) -> Any:
+    async def _run(
+        self, method: str, query: LeanQuery, params: dict[str, Any], session: AsyncSession | None
+    ) -> Any:
         counter = _counter.get()
         if counter is not None:
             counter.record(query.sql)
+        args = query.args(params)
+        if session is not None and session.in_transaction():
+            # The request already holds a connection: read on it. Taking a second one from the
+            # pool while holding the first starves the pool under load (N requests each holding
+            # one and waiting for another), and the session's transaction sees its own writes.
+            raw = await (await session.connection()).get_raw_connection()
+            return await getattr(raw.driver_connection, method)(query.sql, *args)
         async with self._connect() as conn:
             raw = await conn.get_raw_connection()
-            return await getattr(raw.driver_connection, method)(query.sql, *query.args(params))
+            return await getattr(raw.driver_connection, method)(query.sql, *args)
 
     async def one(self, query: LeanQuery, **params: Any) -> Any | None:
-        return await self._run("fetchrow", query, params)
+        return await self._run("fetchrow", query, params, None)
 
     async def all(self, query: LeanQuery, **params: Any) -> list[Any]:
-        rows: list[Any] = await self._run("fetch", query, params)
+        rows: list[Any] = await self._run("fetch", query, params, None)
+        return rows
+
+    async def one_in(self, session: AsyncSession, query: LeanQuery, **params: Any) -> Any | None:
+        """Like `one`, on the session's connection when it has one (see `_run`)."""
+        return await self._run("fetchrow", query, params, session)
+
+    async def all_in(self, session: AsyncSession, query: LeanQuery, **params: Any) -> list[Any]:
+        rows: list[Any] = await self._run("fetch", query, params, session)
         return rows
 
 

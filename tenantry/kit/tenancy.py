@@ -53,10 +53,14 @@ class TenantRepository(Generic[M]):
         return select(*columns).where(tenant_column == bindparam("tenant_id"))
 
     async def read_one(self, query: LeanQuery, **params: Any) -> Any | None:
-        return await reader_of(self.session).one(query, **self._scoped(query, params))
+        return await reader_of(self.session).one_in(
+            self.session, query, **self._scoped(query, params)
+        )
 
     async def read_all(self, query: LeanQuery, **params: Any) -> list[Any]:
-        return await reader_of(self.session).all(query, **self._scoped(query, params))
+        return await reader_of(self.session).all_in(
+            self.session, query, **self._scoped(query, params)
+        )
 
     def _scoped(self, query: LeanQuery, params: dict[str, Any]) -> dict[str, Any]:
         if "tenant_id" not in query.names:
