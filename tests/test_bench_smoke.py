@@ -36,7 +36,7 @@ async def test_bench_runs_every_scenario_and_reports(admin_url: str, tmp_path: P
                 "--repeat",
                 "1",
                 "--locust-duration",
-                "2",
+                "5",
                 "--locust-users",
                 "5",
                 "--database-url",
