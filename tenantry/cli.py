@@ -149,13 +149,16 @@ def serve(
             embedded.stop_all()
 
 
+# tenantry.kit.metrics.MULTIPROC_ENV; not imported from there, because importing that module
+# creates the metric files, which must not happen before the directory is ready.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
 def _multiprocess_metrics(workers: int) -> str | None:
     """With several workers, prometheus-client keeps each worker's values in files under
     PROMETHEUS_MULTIPROC_DIR, and /metrics adds them up. The directory must exist and be empty
     before the workers start (stale files would count a past run); ours is made here and
     removed on exit. A directory set by the operator is used as it is, emptied first."""
-    from tenantry.kit.metrics import MULTIPROC_ENV
-
     configured = os.environ.get(MULTIPROC_ENV)
     if configured:
         os.makedirs(configured, exist_ok=True)

@@ -184,7 +184,7 @@ class RateLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        claims = stash_token_claims(scope, scope["app"].state.tokens)
+        claims = stash_token_claims(scope)
         policy = self.limiter.policy_for(scope["path"])
         if policy is None:
             await self.app(scope, receive, send)

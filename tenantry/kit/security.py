@@ -141,11 +141,13 @@ def bearer_token(scope: Scope) -> str | None:
     return None
 
 
-def stash_token_claims(scope: Scope, codec: TokenCodec) -> TokenClaims | None:
-    """Verify the request's bearer token once and leave the outcome in its state."""
+def stash_token_claims(scope: Scope) -> TokenClaims | None:
+    """Verify the request's bearer token once, with the app's codec (`app.state.tokens`), and
+    leave the outcome in the request's state."""
     token = bearer_token(scope)
     claims: TokenClaims | None = None
     if token is not None:
+        codec: TokenCodec = scope["app"].state.tokens
         try:
             claims = codec.decode(token)
         except InvalidToken:
