@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -119,6 +121,10 @@ def serve(
         console.print(f"Demo logins{note}, password from DEMO_PASSWORD:")
         for email in demo_logins(settings.operator_tenant_slug):
             console.print(f"  {email}")
+    metrics_dir = _multiprocess_metrics(workers)
+    from tenantry.kit.logging import configure_logging
+
+    configure_logging(settings)  # the supervisor's own lines; each worker sets up its own
     # uvicorn re-raises SIGTERM after its graceful shutdown; turn it into SystemExit so the
     # `finally` below stops the embedded server instead of the process dying around it.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -131,10 +137,15 @@ def serve(
             workers=workers,
             loop="uvloop",
             http="httptools",
+            # Logging is ours (kit/logging.py, set up by create_app in every worker), and so is
+            # the access log (RequestContextMiddleware).
+            log_config=None,
             access_log=False,
-            log_level="info",
+            log_level=settings.log_level.lower(),
         )
     finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
         if settings.embedded:
             from tenantry.kit import embedded
 
@@ -194,6 +205,30 @@ def bench(
     if failed:
         console.print(f"[red]Runs with errors or non-2xx answers: {', '.join(failed)}")
         raise typer.Exit(1)
+
+
+# tenantry.kit.metrics.MULTIPROC_ENV; not imported from there, because importing that module
+# creates the metric files, which must not happen before the directory is ready.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def _multiprocess_metrics(workers: int) -> str | None:
+    """With several workers, prometheus-client keeps each worker's values in files under
+    PROMETHEUS_MULTIPROC_DIR, and /metrics adds them up. The directory must exist and be empty
+    before the workers start (stale files would count a past run); ours is made here and
+    removed on exit. A directory set by the operator is used as it is, emptied first."""
+    configured = os.environ.get(MULTIPROC_ENV)
+    if configured:
+        os.makedirs(configured, exist_ok=True)
+        for name in os.listdir(configured):
+            if name.endswith(".db"):
+                os.unlink(os.path.join(configured, name))
+        return None
+    if workers == 1:
+        return None
+    made = tempfile.mkdtemp(prefix="tenantry-metrics-")
+    os.environ[MULTIPROC_ENV] = made
+    return made
 
 
 def main() -> None:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
+from limits import parse_many
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me-0123456789"
 DEFAULT_DEMO_PASSWORD = "tenantry-demo"
@@ -65,6 +66,26 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1_048_576, ge=1024)
     host: str = "127.0.0.1"
     port: int = 8000
+    # A request still running after this many seconds is cut: 504, its transaction rolled back.
+    request_timeout_s: float = Field(30, gt=0)
+    slow_request_ms: int = Field(1000, ge=0)
+    gzip_min_bytes: int = Field(1024, ge=0)
+    gzip_level: int = Field(6, ge=1, le=9)
+    # Limits in the `limits` notation ("600/minute", "20 per minute"), one per class of route.
+    rate_limit_enabled: bool = True
+    rate_limit_default: str = "600/minute"
+    rate_limit_auth: str = "20/minute"
+    rate_limit_key_prefix: str = "tenantry:ratelimit"
+    # Origins allowed to call the API from a browser ("*" for any); empty: no CORS headers.
+    cors_origins: Annotated[list[str], NoDecode] = []
+    # Strict-Transport-Security max-age on responses served over HTTPS; 0 turns it off.
+    hsts_max_age_s: int = Field(31_536_000, ge=0)
+
+    # Logs.
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # auto: JSON in production, readable in development.
+    log_format: Literal["auto", "json", "console"] = "auto"
+    access_log: bool = True
 
     # Demo data.
     demo_password: str = DEFAULT_DEMO_PASSWORD
@@ -74,6 +95,29 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("rate_limit_default", "rate_limit_auth")
+    @classmethod
+    def _one_limit(cls, value: str) -> str:
+        try:
+            items = parse_many(value)
+        except ValueError as exc:
+            raise ValueError(f"not a rate limit like '600/minute': {value!r}") from exc
+        if len(items) != 1:
+            raise ValueError(f"one limit per class of route, got {value!r}")
+        return value
 
     @model_validator(mode="after")
     def _refuse_defaults_in_production(self) -> Settings:
@@ -100,6 +144,10 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.tenantry_env == "production"
+
+    @property
+    def json_logs(self) -> bool:
+        return self.log_format == "json" or (self.log_format == "auto" and self.is_production)
 
 
 @lru_cache(maxsize=1)

@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-PUBLIC = {"login", "healthz", "readyz"}
+PUBLIC = {"login", "healthz", "readyz", "metrics"}
 
 
 async def _spec(client: httpx.AsyncClient) -> dict[str, Any]:

@@ -1,7 +1,10 @@
 """Authentication and authorisation dependencies, shared by every router.
 
-`CurrentPrincipal` decodes the bearer token once per request (FastAPI caches a dependency's
-value within a request) and loads the principal with one narrow query.
+`CurrentPrincipal` loads the principal with one narrow query, once per request (FastAPI caches
+a dependency's value within a request). It does not decode the token again: the platform
+middleware verified it before the route ran and stashed the claims in the request's state (the
+decode-once contract, `tenantry.kit.security`); only an app built without that middleware
+makes `get_principal` decode it here.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from tenantry.auth import service
 from tenantry.auth.principal import Principal
 from tenantry.kit.deps import SessionDep
 from tenantry.kit.errors import Forbidden, Unauthorized
+from tenantry.kit.security import ABSENT, stashed_claims
 from tenantry.kit.tenancy import TenantScope
 
 bearer = HTTPBearer(
@@ -32,9 +36,13 @@ async def get_principal(
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("Send `Authorization: Bearer <token>`.")
-    principal = await service.authenticate(
-        session, request.app.state.tokens, credentials.credentials
-    )
+    claims = stashed_claims(request.scope)
+    if claims is ABSENT:
+        principal = await service.authenticate(
+            session, request.app.state.tokens, credentials.credentials
+        )
+    else:
+        principal = await service.principal_for(session, claims)
     request.scope.setdefault("state", {})["principal"] = principal
     return principal
 

@@ -9,6 +9,7 @@ from tenantry.auth.repository import AuthRepository
 from tenantry.kit.errors import Unauthorized
 from tenantry.kit.security import (
     InvalidToken,
+    TokenClaims,
     TokenCodec,
     hash_password,
     password_needs_rehash,
@@ -34,12 +35,22 @@ async def login(
     )
 
 
+_BAD_TOKEN = "The access token is invalid or has expired."
+
+
 async def authenticate(session: AsyncSession, codec: TokenCodec, token: str) -> Principal:
-    """The principal behind a bearer token, or 401. The token is decoded here, once."""
+    """The principal behind a bearer token, or 401."""
     try:
         claims = codec.decode(token)
     except InvalidToken:
-        raise Unauthorized("The access token is invalid or has expired.") from None
+        raise Unauthorized(_BAD_TOKEN) from None
+    return await principal_for(session, claims)
+
+
+async def principal_for(session: AsyncSession, claims: TokenClaims | None) -> Principal:
+    """The principal behind verified claims (`None`: the token did not verify), or 401."""
+    if claims is None:
+        raise Unauthorized(_BAD_TOKEN)
     principal = await AuthRepository(session).principal(claims.sub, claims.tid)
     if principal is None or not principal.is_active:
         raise Unauthorized("The account behind this token no longer exists or is disabled.")

@@ -216,6 +216,7 @@ _PROBLEM_DESCRIPTIONS = {
     422: "Request validation failed; `errors` names each field",
     429: "Rate limit exceeded; see Retry-After",
     503: "A dependency is unavailable",
+    504: "The request took longer than REQUEST_TIMEOUT_S and was stopped; nothing was saved",
 }
 
 

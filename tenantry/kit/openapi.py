@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
-from tenantry.kit.errors import PROBLEM_MEDIA_TYPE, FieldError, Problem
+from tenantry.kit.errors import PROBLEM_MEDIA_TYPE, FieldError, Problem, problems
 
 
 def operation_id(route: APIRoute) -> str:
@@ -17,7 +17,11 @@ def operation_id(route: APIRoute) -> str:
     return route.name
 
 
-def install(app: FastAPI) -> None:
+def install(app: FastAPI, *, unlimited_paths: tuple[str, ...] = ()) -> None:
+    """`unlimited_paths`: prefixes the rate limiter skips; every other operation documents its
+    429, and every operation the 504 of the request timeout (both made by middleware)."""
+    platform = problems(429, 504)
+
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
             return app.openapi_schema
@@ -37,9 +41,13 @@ def install(app: FastAPI) -> None:
         components.pop("HTTPValidationError", None)
         components.pop("ValidationError", None)
         problem_ref = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
-        for path in schema.get("paths", {}).values():
+        for route, path in schema.get("paths", {}).items():
+            limited = not route.startswith(unlimited_paths)
             for op in path.values():
-                responses = op.get("responses", {})
+                responses = op.setdefault("responses", {})
+                for status, response in platform.items():
+                    if status != 429 or limited:
+                        responses.setdefault(str(status), response)
                 if "422" in responses:
                     responses["422"] = {
                         "description": "Request validation failed; `errors` names each field",

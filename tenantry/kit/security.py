@@ -1,16 +1,34 @@
-"""Password hashing (argon2, off the event loop) and access tokens (JWT, HS256)."""
+"""Password hashing (argon2, off the event loop) and access tokens (JWT, HS256).
+
+The decode-once contract
+------------------------
+A request's bearer token is verified once, by the platform middleware, before the route runs
+(the rate limiter keys by principal, the logs name the user): `stash_token_claims` verifies it
+with `app.state.tokens` and leaves the outcome in `scope["state"]["token_claims"]`:
+
+- a `TokenClaims` when the `Authorization: Bearer` token verifies;
+- `None` when there is no bearer token or it does not verify (bad signature, expired, ...);
+- the key is absent only when the middleware did not run (an app built without it).
+
+Whoever needs the claims later (`auth.dependencies.get_principal`, a cache keyed by user) reads
+them from there with `stashed_claims` and decodes only when the key is absent. Nothing else is
+stored: the principal itself is loaded (or cached) by the auth dependency.
+"""
 
 from __future__ import annotations
 
+import enum
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import anyio
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from fastapi.security.utils import get_authorization_scheme_param
+from starlette.types import Scope
 
 from tenantry.config import Settings
 
@@ -113,3 +131,51 @@ class TokenCodec:
             )
         except (jwt.PyJWTError, ValueError, TypeError, KeyError) as exc:
             raise InvalidToken(str(exc)) from exc
+
+
+# --- the decode-once contract (see the module docstring) -------------------------------------
+
+TOKEN_CLAIMS: Final = "token_claims"
+
+
+class Absent(enum.Enum):
+    """The middleware did not look at this request's token (a sentinel mypy can narrow)."""
+
+    ABSENT = "absent"
+
+
+ABSENT: Final = Absent.ABSENT
+
+
+def bearer_token(scope: Scope) -> str | None:
+    """The bearer token of the request's first `Authorization` header, parsed exactly as
+    FastAPI's `HTTPBearer` parses it (so both always see the same token)."""
+    for key, value in scope["headers"]:
+        if key == b"authorization":
+            scheme, token = get_authorization_scheme_param(value.decode("latin-1"))
+            return token if token and scheme.lower() == "bearer" else None
+    return None
+
+
+def stash_token_claims(scope: Scope) -> TokenClaims | None:
+    """Verify the request's bearer token once, with the app's codec (`app.state.tokens`), and
+    leave the outcome in the request's state."""
+    token = bearer_token(scope)
+    claims: TokenClaims | None = None
+    if token is not None:
+        codec: TokenCodec = scope["app"].state.tokens
+        try:
+            claims = codec.decode(token)
+        except InvalidToken:
+            claims = None
+    scope.setdefault("state", {})[TOKEN_CLAIMS] = claims
+    return claims
+
+
+def stashed_claims(scope: Scope) -> TokenClaims | Absent | None:
+    """What the middleware stashed: claims, None (no valid token), or `ABSENT` (not looked)."""
+    state = scope.get("state")
+    if state is None or TOKEN_CLAIMS not in state:
+        return ABSENT
+    claims: TokenClaims | None = state[TOKEN_CLAIMS]
+    return claims

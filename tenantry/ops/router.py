@@ -1,14 +1,16 @@
-"""Liveness and readiness: cheap enough for a probe every second."""
+"""Liveness, readiness and metrics: cheap enough for a probe every second."""
 
 from __future__ import annotations
 
 import asyncio
 
+import anyio
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 from sqlalchemy import text
 from starlette.responses import Response
 
+from tenantry.kit import metrics as metrics_kit
 from tenantry.kit.errors import problem_response, problems
 
 router = APIRouter(tags=["ops"])
@@ -57,3 +59,17 @@ async def readyz(request: Request) -> Health | Response:
         request=request,
         checks=checks,
     )
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics (text exposition format)",
+    response_class=Response,
+    responses={200: {"description": "Every metric", "content": {"text/plain": {}}}},
+)
+async def metrics() -> Response:
+    """Request counts, latencies, queries per request, pool use, caches and jobs; with several
+    workers, every worker's. Meant for the scraper: keep it off the public network."""
+    # Off the event loop: in multiprocess mode this reads every worker's files.
+    body, media_type = await anyio.to_thread.run_sync(metrics_kit.render)
+    return Response(body, media_type=media_type)

@@ -1,0 +1,57 @@
+"""Helpers for the HTTP platform's tests: apps with their own settings, metric samples."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from prometheus_client.parser import text_string_to_metric_families
+
+from tenantry.app import create_app
+from tenantry.config import Settings
+from tenantry.kit.db import Database
+
+
+def make_app(settings: Settings, database: Database, **overrides: Any) -> FastAPI:
+    """The real app (every middleware) with some settings changed."""
+    return create_app(settings.model_copy(update=overrides), database=database)
+
+
+@asynccontextmanager
+async def client_for(
+    app: FastAPI, *, lifespan: bool = False, base_url: str = "http://test", **kwargs: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client on `app`; `lifespan=True` runs its startup and shutdown (Redis, rate limiter)."""
+    transport = httpx.ASGITransport(app=app, **kwargs)
+    async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
+        if lifespan:
+            async with app.router.lifespan_context(app):
+                yield client
+        else:
+            yield client
+
+
+async def metric_samples(
+    client: httpx.AsyncClient,
+) -> dict[str, list[tuple[dict[str, str], float]]]:
+    """`/metrics`, parsed by prometheus-client's own parser: sample name -> (labels, value)."""
+    r = await client.get("/metrics")
+    assert r.status_code == 200, r.text
+    samples: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for family in text_string_to_metric_families(r.text):
+        for sample in family.samples:
+            samples.setdefault(sample.name, []).append((dict(sample.labels), sample.value))
+    return samples
+
+
+def sample_value(
+    samples: dict[str, list[tuple[dict[str, str], float]]], name: str, **labels: str
+) -> float:
+    """The value of the sample with exactly these labels (0 when absent)."""
+    for sample_labels, value in samples.get(name, []):
+        if sample_labels == labels:
+            return value
+    return 0.0

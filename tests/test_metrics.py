@@ -1,0 +1,202 @@
+"""`/metrics`: what it counts, that it parses, that its label sets stay bounded, and that it
+adds up every worker's numbers under `tenantry serve --workers N`."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tenantry.kit import metrics
+from tests.conftest import World
+from tests.platform import metric_samples, sample_value
+
+REQUESTS = "tenantry_http_requests_total"
+
+
+async def test_metrics_parse_and_name_what_we_promised(client: httpx.AsyncClient) -> None:
+    await client.get("/healthz")
+    r = await client.get("/metrics")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/plain")
+    families = {f.name: f for f in text_string_to_metric_families(r.text)}
+    assert families["tenantry_http_requests"].type == "counter"
+    assert families["tenantry_http_request_duration_seconds"].type == "histogram"
+    assert families["tenantry_http_requests_in_flight"].type == "gauge"
+    assert families["tenantry_db_queries_per_request"].type == "histogram"
+    assert families["tenantry_db_pool_connections_in_use"].type == "gauge"
+    for hook in ("tenantry_cache_requests", "tenantry_cache_evictions", "tenantry_jobs"):
+        assert families[hook].type == "counter"
+
+
+async def test_requests_counted_by_route_template_method_status(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    owner = await world.user(await world.tenant(), "owner")
+    before = await metric_samples(client)
+    for _ in range(3):
+        r = await client.patch(f"/api/v1/users/{uuid.uuid4()}", json={}, headers=owner.headers)
+        assert r.status_code == 404
+    after = await metric_samples(client)
+    route = "/api/v1/users/{user_id}"
+    labels = {"route": route, "method": "PATCH", "status": "404"}
+    assert sample_value(after, REQUESTS, **labels) - sample_value(before, REQUESTS, **labels) == 3
+    count = "tenantry_http_request_duration_seconds_count"
+    assert sample_value(after, count, route=route, method="PATCH") >= 3
+    queries = "tenantry_db_queries_per_request_count"
+    assert (
+        sample_value(after, queries, route=route) - sample_value(before, queries, route=route) == 3
+    )
+    # one of those requests ran at least one query (the principal, the update's lookup)
+    one_or_more = "tenantry_db_queries_per_request_bucket"
+    zero_before = sample_value(before, one_or_more, route=route, le="0.0")
+    assert sample_value(after, one_or_more, route=route, le="0.0") == zero_before
+
+
+async def test_in_flight_and_pool_gauges(client: httpx.AsyncClient) -> None:
+    samples = await metric_samples(client)
+    assert sample_value(samples, "tenantry_http_requests_in_flight") == 1  # the scrape itself
+    in_use = sample_value(samples, "tenantry_db_pool_connections_in_use", pool="primary")
+    assert in_use >= 1  # the test's own connection, checked out for its transaction
+
+
+async def test_label_sets_stay_bounded_under_distinct_ids(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    owner = await world.user(await world.tenant(), "owner")
+    await client.get("/this/does/not/exist")  # the one label unmatched requests share
+
+    def label_sets(samples: dict[str, list[tuple[dict[str, str], float]]]) -> set[Any]:
+        return {
+            (name, tuple(sorted(labels.items())))
+            for name, values in samples.items()
+            if name.startswith("tenantry_")
+            for labels, _ in values
+        }
+
+    await client.patch(f"/api/v1/users/{uuid.uuid4()}", json={}, headers=owner.headers)
+    before = label_sets(await metric_samples(client))
+    ids = [uuid.uuid4().hex for _ in range(1000)]
+    for i, id_ in enumerate(ids):
+        if i % 2:
+            r = await client.patch(f"/api/v1/users/{id_}", json={}, headers=owner.headers)
+        else:
+            r = await client.get(f"/unknown/{id_}")
+        assert r.status_code in (404, 422)
+    text = (await client.get("/metrics")).text
+    after = label_sets(await metric_samples(client))
+    # 422 (a hex id is not a UUID) is the one new status the patches can add
+    assert len(after - before) <= 6, sorted(after - before)
+    assert not any(id_ in text for id_ in ids[:50])
+
+
+def test_hooks_count_by_name() -> None:
+    metrics.record_cache("principal", hit=True)
+    metrics.record_cache("principal", hit=False)
+    metrics.record_cache("principal", hit=True)
+    metrics.record_cache_eviction("principal", 2)
+    metrics.record_job("send_welcome", "succeeded")
+    body, _ = metrics.render()
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for f in text_string_to_metric_families(body.decode())
+        for s in f.samples
+    }
+    hit = ("tenantry_cache_requests_total", (("cache", "principal"), ("result", "hit")))
+    assert samples[hit] >= 2
+    evictions = ("tenantry_cache_evictions_total", (("cache", "principal"),))
+    assert samples[evictions] >= 2
+    jobs = ("tenantry_jobs_total", (("outcome", "succeeded"), ("task", "send_welcome")))
+    assert samples[jobs] >= 1
+
+
+# --- several workers ---------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def metrics_dir(tmp_path: Any) -> Any:
+    return tmp_path / "metrics"
+
+
+@pytest.fixture
+def two_workers(database_url: str, metrics_dir: Any) -> Iterator[str]:
+    """`tenantry serve --workers 2` on a free port, against the test database, keeping its
+    workers' metric files where the test can see them."""
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "JWT_SECRET": "test-secret-" + "x" * 40,
+        "RATE_LIMIT_ENABLED": "false",
+        "ACCESS_LOG": "false",
+    }
+    env[metrics.MULTIPROC_ENV] = str(metrics_dir)
+    cmd = [sys.executable, "-m", "tenantry.cli", "serve", "--workers", "2", "--port", str(port)]
+    proc = subprocess.Popen(
+        [*cmd, "--no-migrate"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise AssertionError(proc.stderr.read().decode() if proc.stderr else "exited")
+            try:
+                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        else:
+            raise AssertionError("tenantry serve did not answer within 60 s")
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_serve_with_workers_adds_up_every_workers_metrics(
+    two_workers: str, metrics_dir: Any
+) -> None:
+    def counters() -> list[str]:
+        return [p.name for p in metrics_dir.iterdir() if p.name.startswith("counter_")]
+
+    def probe(_: int) -> int:
+        # a fresh connection each time, so that either worker may accept it
+        with httpx.Client(base_url=two_workers, timeout=5) as c:
+            return c.get("/readyz", headers={"Connection": "close"}).status_code
+
+    sent = 0
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        # concurrent connections until both workers have served some (bounded)
+        while sent < 800 and len(counters()) < 2:
+            assert set(pool.map(probe, range(16))) == {200}
+            sent += 16
+    assert len(counters()) == 2, "one worker took every connection"
+
+    with httpx.Client(base_url=two_workers, timeout=5) as c:
+        for _ in range(6):
+            body = c.get("/metrics", headers={"Connection": "close"}).text
+            readyz = [
+                s.value
+                for f in text_string_to_metric_families(body)
+                for s in f.samples
+                if s.name == REQUESTS and s.labels.get("route") == "/readyz"
+            ]
+            # one series, summed over both workers, whichever of them answers the scrape
+            assert readyz == [sent]
