@@ -2,26 +2,83 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
+from dataclasses import replace
+from typing import Any
 
 import anyio
 from fastapi import APIRouter, FastAPI
 
 from tenantry import __version__
 from tenantry.auth.router import router as auth_router
+from tenantry.auth.service import PRINCIPAL_CACHE
 from tenantry.config import Settings, get_settings
 from tenantry.kit import errors, openapi
+from tenantry.kit.cache import Caches
+from tenantry.kit.cache_pg import PostgresBus
+from tenantry.kit.cache_redis import RedisTier
 from tenantry.kit.db import Database
 from tenantry.kit.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from tenantry.kit.migrations import resolve_database_url
+from tenantry.kit.redis import RedisHealth
 from tenantry.kit.redis import make_client as make_redis
 from tenantry.kit.security import TokenCodec
+from tenantry.kit.state import PostgresStateStore, RedisStateStore, sweep_forever
 from tenantry.ops.router import router as ops_router
 from tenantry.tenants.router import router as tenants_router
+from tenantry.tenants.service import SETTINGS_CACHE, TENANT_CACHE
 from tenantry.users.router import router as users_router
 
 API_PREFIX = "/api/v1"
+
+
+def build_caches(settings: Settings, tokens: TokenCodec) -> Caches:
+    """Every named cache of the process, sized from settings (memory only until the
+    lifespan attaches Redis or the PostgreSQL bus)."""
+    caches = Caches()
+    caches.add(
+        replace(
+            PRINCIPAL_CACHE,
+            ttl_s=settings.cache_principal_ttl_s,
+            max_size=settings.cache_principal_size,
+        )
+    )
+    caches.add(
+        replace(
+            TENANT_CACHE, ttl_s=settings.cache_tenant_ttl_s, max_size=settings.cache_tenant_size
+        )
+    )
+    caches.add(
+        replace(
+            SETTINGS_CACHE,
+            ttl_s=settings.cache_settings_ttl_s,
+            max_size=settings.cache_settings_size,
+        )
+    )
+    caches.register(tokens.verified)
+    return caches
+
+
+def _start_shared_state(app: FastAPI, settings: Settings) -> list[Coroutine[Any, Any, None]]:
+    """State store, cache L2 and invalidation bus for this mode; the background work to run."""
+    caches: Caches = app.state.caches
+    redis = app.state.redis
+    if redis is not None:
+        health = RedisHealth(retry_s=settings.redis_retry_s)
+        tier = RedisTier(redis, prefix=settings.redis_prefix, health=health)
+        caches.attach(tier, l2=tier)
+        app.state.redis_health = health
+        app.state.state_store = RedisStateStore(redis, prefix=settings.redis_prefix, health=health)
+        return [caches.listen()]
+    bus = PostgresBus(app.state.db.url)
+    caches.attach(bus)
+    store = PostgresStateStore(app.state.db)
+    app.state.redis_health = None
+    app.state.state_store = store
+    return [caches.listen(), sweep_forever(store, settings.state_sweep_interval_s)]
 
 
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
@@ -37,9 +94,15 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         else:
             app.state.db = database
         app.state.redis = make_redis(settings)
+        background = [asyncio.create_task(work) for work in _start_shared_state(app, settings)]
         try:
             yield
         finally:
+            for task in background:
+                task.cancel()
+            for task in background:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             if app.state.redis is not None:
                 await app.state.redis.aclose()
             if owned:
@@ -56,8 +119,13 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     )
     app.state.settings = settings
     app.state.tokens = TokenCodec(
-        settings.jwt_secret, settings.jwt_issuer, settings.jwt_audience, settings.access_token_ttl_s
+        settings.jwt_secret,
+        settings.jwt_issuer,
+        settings.jwt_audience,
+        settings.access_token_ttl_s,
+        cache_size=settings.cache_token_size,
     )
+    app.state.caches = build_caches(settings, app.state.tokens)
     app.state.redis = None
     if database is not None:
         app.state.db = database

@@ -1,7 +1,9 @@
 """Authentication and authorisation dependencies, shared by every router.
 
-`CurrentPrincipal` decodes the bearer token once per request (FastAPI caches a dependency's
-value within a request) and loads the principal with one narrow query.
+`CurrentPrincipal` accepts a bearer access token (JWT) or an API key (`tnt_...`). A token is
+verified once per request through `kit.security.request_claims` (a middleware that verified
+it already left the claims in `scope["state"]["token_claims"]`); the principal comes from the
+principal cache, so a warm request runs no query and leaves the request's session unused.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from tenantry.auth import service
 from tenantry.auth.principal import Principal
-from tenantry.kit.deps import SessionDep
+from tenantry.kit.deps import CachesDep, DatabaseDep
 from tenantry.kit.errors import Forbidden, Unauthorized
+from tenantry.kit.security import InvalidToken, request_claims
 from tenantry.kit.tenancy import TenantScope
 
 bearer = HTTPBearer(
@@ -27,14 +30,18 @@ bearer = HTTPBearer(
 
 async def get_principal(
     request: Request,
-    session: SessionDep,
+    db: DatabaseDep,
+    caches: CachesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("Send `Authorization: Bearer <token>`.")
-    principal = await service.authenticate(
-        session, request.app.state.tokens, credentials.credentials
-    )
+    token = credentials.credentials
+    try:
+        claims = request_claims(request.scope, request.app.state.tokens, token)
+    except InvalidToken:
+        raise Unauthorized("The access token is invalid or has expired.") from None
+    principal = await service.authenticate(db, caches, claims)
     request.scope.setdefault("state", {})["principal"] = principal
     return principal
 

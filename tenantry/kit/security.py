@@ -1,9 +1,15 @@
-"""Password hashing (argon2, off the event loop) and access tokens (JWT, HS256)."""
+"""Password hashing (argon2, off the event loop) and access tokens (JWT, HS256).
+
+A verified token's claims are kept in a bounded in-process cache keyed by the token itself,
+so a warm request does not check the signature again; a cached token past its `exp` is
+refused like any expired one.
+"""
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +17,8 @@ import anyio
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from tenantry.kit.cache import CacheSpec, NamedCache
 
 _hasher = PasswordHasher()
 # A real hash of a random password: verifying an unknown email against it costs the same as a
@@ -52,19 +60,35 @@ class TokenClaims:
     exp: int
 
 
+TOKEN_CLAIMS_CACHE = "token_claims"
+
+
 class TokenCodec:
     algorithm = "HS256"
 
-    def __init__(self, secret: str, issuer: str, audience: str, ttl_s: int) -> None:
+    def __init__(
+        self,
+        secret: str,
+        issuer: str,
+        audience: str,
+        ttl_s: int,
+        *,
+        cache_size: int = 10_000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._secret = secret
         self.issuer = issuer
         self.audience = audience
         self.ttl_s = ttl_s
+        self.clock = clock
+        self.verified: NamedCache[TokenClaims] = NamedCache(
+            CacheSpec(TOKEN_CLAIMS_CACHE, ttl_s=min(300, ttl_s), max_size=cache_size)
+        )
 
     def issue(
         self, *, user_id: uuid.UUID, tenant_id: uuid.UUID, role: str, version: int
     ) -> tuple[str, int]:
-        now = int(time.time())
+        now = int(self.clock())
         payload: dict[str, Any] = {
             "sub": str(user_id),
             "tid": str(tenant_id),
@@ -78,6 +102,18 @@ class TokenCodec:
         return jwt.encode(payload, self._secret, algorithm=self.algorithm), self.ttl_s
 
     def decode(self, token: str) -> TokenClaims:
+        """The token's claims, verified now or found verified in the cache; InvalidToken else."""
+        claims = self.verified.peek(token)
+        if claims is not None:
+            if claims.exp > self.clock():
+                return claims
+            self.verified.drop_local(token)
+            raise InvalidToken("Signature has expired")
+        claims = self._verify(token)
+        self.verified.put_local(token, claims)
+        return claims
+
+    def _verify(self, token: str) -> TokenClaims:
         try:
             raw = jwt.decode(
                 token,
@@ -97,3 +133,16 @@ class TokenCodec:
             )
         except (jwt.PyJWTError, ValueError, TypeError, KeyError) as exc:
             raise InvalidToken(str(exc)) from exc
+
+
+def request_claims(scope: MutableMapping[str, Any], codec: TokenCodec, token: str) -> TokenClaims:
+    """The decode-once contract: the bearer token of a request is verified once, by whoever
+    asks first (a middleware or `get_principal`), and its claims are kept in
+    `scope["state"]["token_claims"]` for the rest of the request."""
+    state = scope.setdefault("state", {})
+    stashed = state.get("token_claims")
+    if isinstance(stashed, TokenClaims):
+        return stashed
+    claims = codec.decode(token)
+    state["token_claims"] = claims
+    return claims
