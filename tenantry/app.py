@@ -13,6 +13,7 @@ import anyio
 from fastapi import APIRouter, FastAPI
 
 from tenantry import __version__
+from tenantry.admin.router import router as admin_router
 from tenantry.auth.router import router as auth_router
 from tenantry.auth.service import PRINCIPAL_CACHE
 from tenantry.config import Settings, get_settings
@@ -127,11 +128,12 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     )
     app.state.caches = build_caches(settings, app.state.tokens)
     app.state.redis = None
+    app.state.redis_health = None
     if database is not None:
         app.state.db = database
 
     api = APIRouter(prefix=API_PREFIX)
-    for router in (auth_router, users_router, tenants_router):
+    for router in (auth_router, users_router, tenants_router, admin_router):
         api.include_router(router)
     app.include_router(api)
     app.include_router(ops_router)
