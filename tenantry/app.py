@@ -14,6 +14,8 @@ from fastapi import APIRouter, FastAPI
 
 from tenantry import __version__
 from tenantry.admin.router import router as admin_router
+from tenantry.api_keys.router import router as api_keys_router
+from tenantry.api_keys.service import API_KEY_CACHE, UsageBuffer, flush_usage_forever
 from tenantry.auth.router import router as auth_router
 from tenantry.auth.service import PRINCIPAL_CACHE
 from tenantry.config import Settings, get_settings
@@ -59,6 +61,13 @@ def build_caches(settings: Settings, tokens: TokenCodec) -> Caches:
             max_size=settings.cache_settings_size,
         )
     )
+    caches.add(
+        replace(
+            API_KEY_CACHE,
+            ttl_s=settings.cache_principal_ttl_s,
+            max_size=settings.cache_principal_size,
+        )
+    )
     caches.register(tokens.verified)
     return caches
 
@@ -95,7 +104,10 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         else:
             app.state.db = database
         app.state.redis = make_redis(settings)
-        background = [asyncio.create_task(work) for work in _start_shared_state(app, settings)]
+        work = _start_shared_state(app, settings)
+        usage: UsageBuffer = app.state.api_key_usage
+        work.append(flush_usage_forever(usage, app.state.db, settings.api_key_usage_flush_s))
+        background = [asyncio.create_task(w) for w in work]
         try:
             yield
         finally:
@@ -104,6 +116,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             for task in background:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            with contextlib.suppress(Exception):  # best effort: the last minute of key usage
+                await usage.flush(app.state.db)
             if app.state.redis is not None:
                 await app.state.redis.aclose()
             if owned:
@@ -127,13 +141,14 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         cache_size=settings.cache_token_size,
     )
     app.state.caches = build_caches(settings, app.state.tokens)
+    app.state.api_key_usage = UsageBuffer()
     app.state.redis = None
     app.state.redis_health = None
     if database is not None:
         app.state.db = database
 
     api = APIRouter(prefix=API_PREFIX)
-    for router in (auth_router, users_router, tenants_router, admin_router):
+    for router in (auth_router, users_router, tenants_router, api_keys_router, admin_router):
         api.include_router(router)
     app.include_router(api)
     app.include_router(ops_router)

@@ -48,7 +48,7 @@ async def test_schemes_and_problem_schema(client: httpx.AsyncClient) -> None:
         "type": "http",
         "scheme": "bearer",
         "bearerFormat": "JWT",
-        "description": "An access token from `POST /api/v1/auth/login`.",
+        "description": "An access token from `POST /api/v1/auth/login`, or an API key (`tnt_...`).",
     }
     problem = spec["components"]["schemas"]["Problem"]
     assert {"type", "title", "status"} <= set(problem["required"])

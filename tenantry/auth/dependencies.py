@@ -13,6 +13,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from tenantry.api_keys import service as api_keys
 from tenantry.auth import service
 from tenantry.auth.principal import Principal
 from tenantry.kit.deps import CachesDep, DatabaseDep
@@ -23,7 +24,7 @@ from tenantry.kit.tenancy import TenantScope
 bearer = HTTPBearer(
     auto_error=False,
     scheme_name="bearerAuth",
-    description="An access token from `POST /api/v1/auth/login`.",
+    description="An access token from `POST /api/v1/auth/login`, or an API key (`tnt_...`).",
     bearerFormat="JWT",
 )
 
@@ -37,11 +38,17 @@ async def get_principal(
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("Send `Authorization: Bearer <token>`.")
     token = credentials.credentials
-    try:
-        claims = request_claims(request.scope, request.app.state.tokens, token)
-    except InvalidToken:
-        raise Unauthorized("The access token is invalid or has expired.") from None
-    principal = await service.authenticate(db, caches, claims)
+    state = request.app.state
+    if api_keys.is_api_key(token):
+        principal = await api_keys.authenticate(
+            db, caches, state.api_key_usage, state.settings.api_key_secret, token
+        )
+    else:
+        try:
+            claims = request_claims(request.scope, state.tokens, token)
+        except InvalidToken:
+            raise Unauthorized("The access token is invalid or has expired.") from None
+        principal = await service.authenticate(db, caches, claims)
     request.scope.setdefault("state", {})["principal"] = principal
     return principal
 
