@@ -10,12 +10,14 @@ from dataclasses import replace
 from typing import Any
 
 import anyio
+import httpx
 from fastapi import APIRouter, FastAPI
 
 from tenantry import __version__
 from tenantry.admin.router import router as admin_router
 from tenantry.api_keys.router import router as api_keys_router
 from tenantry.api_keys.service import API_KEY_CACHE, UsageBuffer, flush_usage_forever
+from tenantry.auth.oidc import OidcClient
 from tenantry.auth.router import router as auth_router
 from tenantry.auth.service import PRINCIPAL_CACHE
 from tenantry.config import Settings, get_settings
@@ -108,6 +110,11 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         usage: UsageBuffer = app.state.api_key_usage
         work.append(flush_usage_forever(usage, app.state.db, settings.api_key_usage_flush_s))
         background = [asyncio.create_task(w) for w in work]
+        # The process's pooled outbound HTTP client (OpenID Connect discovery, keys, tokens).
+        app.state.http = httpx.AsyncClient(
+            timeout=httpx.Timeout(10.0, connect=5.0), headers={"User-Agent": "tenantry"}
+        )
+        app.state.oidc.http = app.state.http
         try:
             yield
         finally:
@@ -118,6 +125,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
                     await task
             with contextlib.suppress(Exception):  # best effort: the last minute of key usage
                 await usage.flush(app.state.db)
+            await app.state.http.aclose()
             if app.state.redis is not None:
                 await app.state.redis.aclose()
             if owned:
@@ -142,6 +150,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     )
     app.state.caches = build_caches(settings, app.state.tokens)
     app.state.api_key_usage = UsageBuffer()
+    app.state.oidc = OidcClient(settings.oidc_providers, app.state.caches)
     app.state.redis = None
     app.state.redis_health = None
     if database is not None:
