@@ -18,6 +18,8 @@ from collections.abc import Callable
 
 from prometheus_client import Counter, Gauge
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from tenantry.config import Settings
@@ -43,6 +45,10 @@ def make_client(settings: Settings) -> Redis | None:
         socket_connect_timeout=2,
         socket_timeout=2,
         health_check_interval=30,
+        # One immediate retry (a pooled connection that died with a Redis restart reconnects),
+        # not redis-py's default of three with seconds of backoff: callers have the L1 and
+        # the database to fall back on, and RedisHealth spaces out the next attempts.
+        retry=Retry(NoBackoff(), 1),
     )
     return Redis(connection_pool=pool)
 
