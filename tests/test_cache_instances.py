@@ -7,13 +7,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 
 from tenantry.app import create_app
 from tenantry.config import Settings
 from tenantry.kit.db import Database
-from tests.conftest import CommittedWorld, login, queries, running
+from tests.conftest import CommittedWorld, World, login, queries, running
 
 ME = "/api/v1/users/me"
 SETTINGS = "/api/v1/tenant/settings"
@@ -148,3 +149,19 @@ async def test_with_redis_a_second_instance_is_warm_from_the_l2(
         assert from_l2.status_code == 200
         assert queries(from_l2) == 0
         assert from_l2.json() == cold.json()
+
+
+async def test_a_hundred_concurrent_cold_requests_make_one_principal_query(
+    world: World, app: Any
+) -> None:
+    member = await world.user(await world.tenant())
+    principal = app.state.caches.get("principal")
+    before = principal.stats()
+    responses = await asyncio.gather(
+        *(world.client.get(ME, headers=member.headers) for _ in range(100))
+    )
+    assert {r.status_code for r in responses} == {200}
+    after = principal.stats()
+    assert after.misses - before.misses == 100  # all of them missed at once...
+    assert after.loads - before.loads == 1  # ...and waited for a single load
+    assert sum(queries(r) for r in responses) == 1

@@ -16,7 +16,6 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from tenantry.api_keys import service as api_keys
 from tenantry.auth import service
 from tenantry.auth.principal import Principal
-from tenantry.kit.deps import CachesDep, DatabaseDep
 from tenantry.kit.errors import Forbidden, Unauthorized
 from tenantry.kit.security import InvalidToken, request_claims
 from tenantry.kit.tenancy import TenantScope
@@ -31,14 +30,15 @@ bearer = HTTPBearer(
 
 async def get_principal(
     request: Request,
-    db: DatabaseDep,
-    caches: CachesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
+    # On every authenticated request: app state is read directly rather than through more
+    # dependencies, each of which costs FastAPI a resolution step.
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("Send `Authorization: Bearer <token>`.")
     token = credentials.credentials
     state = request.app.state
+    db, caches = state.db, state.caches
     if api_keys.is_api_key(token):
         principal = await api_keys.authenticate(
             db, caches, state.api_key_usage, state.settings.api_key_secret, token
@@ -56,20 +56,20 @@ async def get_principal(
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
-def get_scope(principal: CurrentPrincipal) -> TenantScope:
+async def get_scope(principal: CurrentPrincipal) -> TenantScope:
     return principal.scope
 
 
 ScopeDep = Annotated[TenantScope, Depends(get_scope)]
 
 
-def require_tenant_admin(principal: CurrentPrincipal) -> Principal:
+async def require_tenant_admin(principal: CurrentPrincipal) -> Principal:
     if not principal.at_least("admin"):
         raise Forbidden("Only the company's owners and admins can do this.")
     return principal
 
 
-def require_platform_admin(principal: CurrentPrincipal) -> Principal:
+async def require_platform_admin(principal: CurrentPrincipal) -> Principal:
     if not (principal.is_platform_staff and principal.at_least("admin")):
         raise Forbidden("Only platform administrators can do this.")
     return principal

@@ -1,4 +1,8 @@
-"""Typed dependency aliases shared by every router."""
+"""Typed dependency aliases shared by every router.
+
+The small lookups are `async def` on purpose: FastAPI runs a plain `def` dependency in the
+thread pool, a thread hop per dependency per request for what is an attribute read.
+"""
 
 from __future__ import annotations
 
@@ -14,19 +18,19 @@ from tenantry.kit.db import Database, session_scope
 from tenantry.kit.state import StateStore
 
 
-def get_database(request: Request) -> Database:
+async def get_database(request: Request) -> Database:
     return request.app.state.db  # type: ignore[no-any-return]
 
 
-def get_settings_dep(request: Request) -> Settings:
+async def get_settings_dep(request: Request) -> Settings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
-def get_caches(request: Request) -> Caches:
+async def get_caches(request: Request) -> Caches:
     return request.app.state.caches  # type: ignore[no-any-return]
 
 
-def get_state_store(request: Request) -> StateStore:
+async def get_state_store(request: Request) -> StateStore:
     return request.app.state.state_store  # type: ignore[no-any-return]
 
 
@@ -35,7 +39,8 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     sent (so a failed commit is an error response, not a lie), rolled back when it raises.
     Lazy: a request that never runs a statement never checks out a connection. The caches
     its changes made stale are invalidated everywhere once it has committed."""
-    async with session_scope(get_database(request).sessionmaker, get_caches(request)) as session:
+    state = request.app.state
+    async with session_scope(state.db.sessionmaker, state.caches) as session:
         yield session
 
 
