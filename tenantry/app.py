@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
+from dataclasses import replace
+from typing import Any
 
 import anyio
+import httpx
 from fastapi import APIRouter, FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from tenantry import __version__
+from tenantry.admin.router import router as admin_router
+from tenantry.api_keys.router import router as api_keys_router
+from tenantry.api_keys.service import API_KEY_CACHE, UsageBuffer, flush_usage_forever
+from tenantry.auth.oidc import OidcClient
 from tenantry.auth.router import router as auth_router
+from tenantry.auth.service import PRINCIPAL_CACHE
 from tenantry.config import Settings, get_settings
 from tenantry.kit import errors, metrics, openapi
+from tenantry.kit.cache import Caches
+from tenantry.kit.cache_pg import PostgresBus
+from tenantry.kit.cache_redis import RedisTier
 from tenantry.kit.db import Database
 from tenantry.kit.gzip import GZipMiddleware
 from tenantry.kit.logging import configure_logging
@@ -24,11 +37,14 @@ from tenantry.kit.middleware import (
 )
 from tenantry.kit.migrations import resolve_database_url
 from tenantry.kit.ratelimit import Policy, RateLimiter, RateLimitMiddleware
+from tenantry.kit.redis import RedisHealth
 from tenantry.kit.redis import make_client as make_redis
 from tenantry.kit.routes import RouteTemplates
 from tenantry.kit.security import TokenCodec, configure_password_hashing
+from tenantry.kit.state import PostgresStateStore, RedisStateStore, sweep_forever
 from tenantry.ops.router import router as ops_router
 from tenantry.tenants.router import router as tenants_router
+from tenantry.tenants.service import SETTINGS_CACHE, TENANT_CACHE
 from tenantry.users.router import router as users_router
 
 API_PREFIX = "/api/v1"
@@ -49,6 +65,59 @@ def make_rate_limiter(settings: Settings) -> RateLimiter:
     )
 
 
+def build_caches(settings: Settings, tokens: TokenCodec) -> Caches:
+    """Every named cache of the process, sized from settings (memory only until the
+    lifespan attaches Redis or the PostgreSQL bus)."""
+    caches = Caches()
+    caches.add(
+        replace(
+            PRINCIPAL_CACHE,
+            ttl_s=settings.cache_principal_ttl_s,
+            max_size=settings.cache_principal_size,
+        )
+    )
+    caches.add(
+        replace(
+            TENANT_CACHE, ttl_s=settings.cache_tenant_ttl_s, max_size=settings.cache_tenant_size
+        )
+    )
+    caches.add(
+        replace(
+            SETTINGS_CACHE,
+            ttl_s=settings.cache_settings_ttl_s,
+            max_size=settings.cache_settings_size,
+        )
+    )
+    caches.add(
+        replace(
+            API_KEY_CACHE,
+            ttl_s=settings.cache_principal_ttl_s,
+            max_size=settings.cache_principal_size,
+        )
+    )
+    caches.register(tokens.verified)
+    return caches
+
+
+def _start_shared_state(app: FastAPI, settings: Settings) -> list[Coroutine[Any, Any, None]]:
+    """State store, cache L2 and invalidation bus for this mode; the background work to run."""
+    caches: Caches = app.state.caches
+    redis = app.state.redis
+    if redis is not None:
+        health = RedisHealth(retry_s=settings.redis_retry_s)
+        tier = RedisTier(redis, prefix=settings.redis_prefix, health=health)
+        caches.attach(tier, l2=tier)
+        app.state.redis_health = health
+        app.state.state_store = RedisStateStore(redis, prefix=settings.redis_prefix, health=health)
+        return [caches.listen()]
+    bus = PostgresBus(app.state.db.url)
+    caches.attach(bus)
+    store = PostgresStateStore(app.state.db)
+    app.state.redis_health = None
+    app.state.state_store = store
+    return [caches.listen(), sweep_forever(store, settings.state_sweep_interval_s)]
+
+
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
     """Build the ASGI app. `database` lets tests (and the CLI) hand in an engine they own."""
     settings = settings or get_settings()
@@ -67,6 +136,15 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         if app.state.db.read_engine is not app.state.db.engine:
             metrics.instrument_pool(app.state.db.read_engine, "replica")
         app.state.redis = make_redis(settings)
+        work = _start_shared_state(app, settings)
+        usage: UsageBuffer = app.state.api_key_usage
+        work.append(flush_usage_forever(usage, app.state.db, settings.api_key_usage_flush_s))
+        background = [asyncio.create_task(w) for w in work]
+        # The process's pooled outbound HTTP client (OpenID Connect discovery, keys, tokens).
+        app.state.http = httpx.AsyncClient(
+            timeout=httpx.Timeout(10.0, connect=5.0), headers={"User-Agent": "tenantry"}
+        )
+        app.state.oidc.http = app.state.http
         if app.state.redis is not None:
             limiter.use_redis(app.state.redis)
         if owned:
@@ -80,6 +158,14 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         try:
             yield
         finally:
+            for task in background:
+                task.cancel()
+            for task in background:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            with contextlib.suppress(Exception):  # best effort: the last minute of key usage
+                await usage.flush(app.state.db)
+            await app.state.http.aclose()
             if app.state.redis is not None:
                 await app.state.redis.aclose()
             if owned:
@@ -98,16 +184,24 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.settings = settings
     configure_password_hashing(settings)
     app.state.tokens = TokenCodec(
-        settings.jwt_secret, settings.jwt_issuer, settings.jwt_audience, settings.access_token_ttl_s
+        settings.jwt_secret,
+        settings.jwt_issuer,
+        settings.jwt_audience,
+        settings.access_token_ttl_s,
+        cache_size=settings.cache_token_size,
     )
+    app.state.caches = build_caches(settings, app.state.tokens)
+    app.state.api_key_usage = UsageBuffer()
+    app.state.oidc = OidcClient(settings.oidc_providers, app.state.caches)
     app.state.redis = None
     app.state.rate_limiter = limiter
+    app.state.redis_health = None
     if database is not None:
         app.state.db = database
         metrics.instrument_pool(database.engine, "primary")
 
     api = APIRouter(prefix=API_PREFIX)
-    for router in (auth_router, users_router, tenants_router):
+    for router in (auth_router, users_router, tenants_router, api_keys_router, admin_router):
         api.include_router(router)
     app.include_router(api)
     app.include_router(ops_router)

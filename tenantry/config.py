@@ -12,15 +12,28 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from limits import parse_many
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me-0123456789"
 DEFAULT_DEMO_PASSWORD = "tenantry-demo"
+DEV_API_KEY_SECRET = "dev-only-insecure-api-key-secret-change-me-012345"
 
 
 class InsecureSettingsError(RuntimeError):
     """Production was asked to start with a development default."""
+
+
+class OidcProvider(BaseModel):
+    """One OpenID Connect provider: its issuer (discovery at
+    `{issuer}/.well-known/openid-configuration`) and this app's client there."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    issuer: str = Field(min_length=1)
+    client_id: str = Field(min_length=1)
+    client_secret: str = Field(min_length=1)
+    scopes: list[str] = Field(default_factory=lambda: ["openid", "email", "profile"])
 
 
 class Settings(BaseSettings):
@@ -49,6 +62,33 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     redis_max_connections: int = Field(64, ge=1)
     redis_pool_timeout_s: float = Field(5, gt=0)
+    # Every key and channel starts with this, so several deployments can share one Redis.
+    redis_prefix: str = Field("tenantry:", min_length=1)
+    # After a failed call, Redis is left alone this long (L1 and the database serve).
+    redis_retry_s: float = Field(1.0, gt=0)
+
+    # Caches: TTL in seconds and maximum entries per process.
+    cache_principal_ttl_s: float = Field(300, gt=0)
+    cache_principal_size: int = Field(10_000, ge=1)
+    cache_tenant_ttl_s: float = Field(3600, gt=0)
+    cache_tenant_size: int = Field(10_000, ge=1)
+    cache_settings_ttl_s: float = Field(600, gt=0)
+    cache_settings_size: int = Field(1_000, ge=1)
+    cache_token_size: int = Field(10_000, ge=1)
+
+    # State store (without Redis: a table, swept every interval).
+    state_sweep_interval_s: float = Field(60, gt=0)
+
+    # API keys: HMAC key of the stored hashes; how often `last_used_at` is written.
+    api_key_secret: str = DEV_API_KEY_SECRET
+    api_key_usage_flush_s: float = Field(60, gt=0)
+
+    # OpenID Connect login: {"name": {"issuer": ..., "client_id": ..., "client_secret": ...}}.
+    oidc_providers: dict[str, OidcProvider] = Field(default_factory=dict)
+    oauth_state_ttl_s: int = Field(600, ge=30)
+    # The URL clients reach this API at (for OAuth redirect URIs behind a proxy); unset: the
+    # request's own.
+    public_url: str | None = None
 
     # Tokens.
     jwt_secret: str = DEV_JWT_SECRET
@@ -91,7 +131,7 @@ class Settings(BaseSettings):
     demo_password: str = DEFAULT_DEMO_PASSWORD
     operator_tenant_slug: str = "tenantry"
 
-    @field_validator("database_url", "database_read_url", "redis_url", mode="before")
+    @field_validator("database_url", "database_read_url", "redis_url", "public_url", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -128,6 +168,10 @@ class Settings(BaseSettings):
             problems.append("JWT_SECRET is the development default")
         elif len(self.jwt_secret) < 32:
             problems.append("JWT_SECRET is shorter than 32 characters")
+        if self.api_key_secret == DEV_API_KEY_SECRET:
+            problems.append("API_KEY_SECRET is the development default")
+        elif len(self.api_key_secret) < 32:
+            problems.append("API_KEY_SECRET is shorter than 32 characters")
         if self.demo_password == DEFAULT_DEMO_PASSWORD:
             problems.append("DEMO_PASSWORD is the development default")
         if problems:

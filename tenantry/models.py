@@ -1,7 +1,9 @@
 """Every table, imported once so Alembic and the tests see the whole metadata."""
 
+from tenantry.api_keys.models import ApiKey
 from tenantry.kit.models import Base
+from tenantry.kit.state import StateEntry
 from tenantry.tenants.models import Tenant, TenantSettings
 from tenantry.users.models import User
 
-__all__ = ["Base", "Tenant", "TenantSettings", "User"]
+__all__ = ["ApiKey", "Base", "StateEntry", "Tenant", "TenantSettings", "User"]

@@ -6,21 +6,31 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
+from redis import Redis as SyncRedis
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tenantry.app import create_app
 from tenantry.config import Settings
-from tenantry.kit.db import Database, Reader, count_queries, make_sessionmaker, plain_url
+from tenantry.kit.db import (
+    Database,
+    Reader,
+    count_queries,
+    make_sessionmaker,
+    plain_url,
+    session_scope,
+)
 from tenantry.kit.migrations import upgrade
 from tenantry.kit.tenancy import TenantScope
 from tenantry.tenants import service as tenants
+from tenantry.tenants.models import Tenant
 from tenantry.users import service as users
 from tests.services import postgres_admin_url, redis_url
 
@@ -109,8 +119,11 @@ async def session(session_factory: async_sessionmaker[AsyncSession]) -> AsyncIte
 
 
 @pytest.fixture(scope="session")
-def app(settings: Settings, database: Database) -> Any:
-    return create_app(settings, database=database)
+async def app(settings: Settings, database: Database) -> AsyncIterator[Any]:
+    """The app with its lifespan running (state store, cache bus, background tasks)."""
+    application = create_app(settings, database=database)
+    async with application.router.lifespan_context(application):
+        yield application
 
 
 @pytest.fixture
@@ -126,6 +139,54 @@ def redis_available() -> str:
     if url is None:
         pytest.skip("no Redis on 127.0.0.1:6379 and TEST_REDIS_URL unset")
     return url
+
+
+def delete_redis_keys(url: str, prefix: str) -> None:
+    """Only this test's keys: other runs share the server."""
+    client = SyncRedis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=prefix + "*", count=1000))
+        if keys:
+            client.unlink(*keys)
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def redis_settings(settings: Settings, redis_available: str) -> Iterator[Settings]:
+    """The test settings with Redis, under a key prefix of this test's own (deleted after)."""
+    prefix = f"tenantry-test-{uuid.uuid4().hex[:12]}:"
+    yield settings.model_copy(update={"redis_url": redis_available, "redis_prefix": prefix})
+    delete_redis_keys(redis_available, prefix)
+
+
+@pytest.fixture(params=["postgres", "redis"])
+def mode_settings(request: pytest.FixtureRequest, settings: Settings) -> Settings:
+    """Each test that takes this runs twice: without Redis (table and LISTEN/NOTIFY) and with."""
+    if request.param == "postgres":
+        return settings
+    return request.getfixturevalue("redis_settings")  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+async def committed_db(settings: Settings) -> AsyncIterator[Database]:
+    """A Database whose sessions really commit (not the per-test rolled-back transaction),
+    for what needs real commits: LISTEN/NOTIFY, two app instances. Clean up what you make
+    (see `CommittedWorld`)."""
+    db = Database(settings.database_url or "", settings)
+    yield db
+    await db.dispose()
+
+
+@asynccontextmanager
+async def running(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """Run an app's lifespan and give a client for it; waits until its cache bus listens."""
+    async with app.router.lifespan_context(app):
+        bus = app.state.caches.bus
+        await asyncio.wait_for(bus.ready.wait(), 10)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+            yield c
 
 
 # --- data ------------------------------------------------------------------------------------
@@ -189,6 +250,56 @@ class World:
 @pytest.fixture
 async def world(session: AsyncSession, client: httpx.AsyncClient) -> World:
     return World(session, client)
+
+
+class CommittedWorld:
+    """Tenants and users that are really committed (for tests with several app instances);
+    every tenant made here is deleted, with its users, at the end of the test."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.tenants: list[uuid.UUID] = []
+
+    async def tenant(self) -> uuid.UUID:
+        slug = f"c-{uuid.uuid4().hex[:10]}"
+        async with session_scope(self.db.sessionmaker) as s:
+            tenant = await tenants.provision(s, slug=slug, name=slug.title())
+        self.tenants.append(tenant.id)
+        return tenant.id
+
+    async def user(
+        self, tenant_id: uuid.UUID, role: str = "member", *, account_type: str = "customer"
+    ) -> Account:
+        email = f"{role}-{uuid.uuid4().hex[:10]}@example.com"
+        async with session_scope(self.db.sessionmaker) as s:
+            user = await users.create_user(
+                s,
+                TenantScope(tenant_id),
+                email=email,
+                full_name=f"{role.title()} User",
+                password=PASSWORD,
+                role=role,
+                account_type=account_type,
+            )
+        return Account(user.id, tenant_id, email, role, {})
+
+    async def cleanup(self) -> None:
+        if self.tenants:
+            async with session_scope(self.db.sessionmaker) as s:
+                await s.execute(delete(Tenant).where(Tenant.id.in_(self.tenants)))
+
+
+@pytest.fixture
+async def committed(committed_db: Database) -> AsyncIterator[CommittedWorld]:
+    world = CommittedWorld(committed_db)
+    yield world
+    await world.cleanup()
+
+
+async def login(client: httpx.AsyncClient, email: str) -> dict[str, str]:
+    r = await client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
 
 
 # --- assertions ------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ def test_production_with_real_secrets_starts() -> None:
         _env_file=None,
         tenantry_env="production",
         jwt_secret="s" * 40,
+        api_key_secret="k" * 40,
         demo_password="pw",
         database_url="postgresql://db/tenantry",
     )
@@ -60,3 +61,18 @@ def test_pool_settings_reach_the_engine() -> None:
     assert pool.size() == 7  # type: ignore[attr-defined]
     assert pool._max_overflow == 3  # type: ignore[attr-defined]
     assert pool._timeout == 12  # type: ignore[attr-defined]
+
+
+def test_production_refuses_the_default_api_key_secret() -> None:
+    with pytest.raises(InsecureSettingsError, match="API_KEY_SECRET is the development default"):
+        Settings(_env_file=None, tenantry_env="production", jwt_secret="s" * 40, demo_password="x")
+
+
+def test_oidc_providers_are_read_as_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "OIDC_PROVIDERS",
+        '{"corp": {"issuer": "https://id.example", "client_id": "c", "client_secret": "s"}}',
+    )
+    s = Settings(_env_file=None)
+    assert s.oidc_providers["corp"].issuer == "https://id.example"
+    assert s.oidc_providers["corp"].scopes == ["openid", "email", "profile"]

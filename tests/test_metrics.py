@@ -10,7 +10,6 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -134,69 +133,113 @@ def metrics_dir(tmp_path: Any) -> Any:
     return tmp_path / "metrics"
 
 
-@pytest.fixture
-def two_workers(database_url: str, metrics_dir: Any) -> Iterator[str]:
-    """`tenantry serve --workers 2` on a free port, against the test database, keeping its
-    workers' metric files where the test can see them."""
-    port = _free_port()
-    env = {
+def _serve(cmd: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(proc.stderr.read().decode() if proc.stderr else "exited")
+        try:
+            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            time.sleep(0.2)
+    proc.terminate()
+    raise AssertionError(f"{cmd[2:5]} did not answer within 60 s")
+
+
+def _env(database_url: str, metrics_dir: Any) -> dict[str, str]:
+    return {
         **os.environ,
         "DATABASE_URL": database_url,
         "JWT_SECRET": "test-secret-" + "x" * 40,
         "RATE_LIMIT_ENABLED": "false",
         "ACCESS_LOG": "false",
+        metrics.MULTIPROC_ENV: str(metrics_dir),
     }
-    env[metrics.MULTIPROC_ENV] = str(metrics_dir)
-    cmd = [sys.executable, "-m", "tenantry.cli", "serve", "--workers", "2", "--port", str(port)]
-    proc = subprocess.Popen(
-        [*cmd, "--no-migrate"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    base = f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def two_processes(database_url: str, metrics_dir: Any) -> Iterator[list[str]]:
+    """Two API processes on their own ports sharing one metrics directory, as `tenantry serve
+    --workers N` runs them (which of N workers accepts a connection is the kernel's choice, so
+    a test that must reach both addresses each one)."""
+    metrics_dir.mkdir()
+    env = _env(database_url, metrics_dir)
+    procs, bases = [], []
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise AssertionError(proc.stderr.read().decode() if proc.stderr else "exited")
-            try:
-                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        else:
-            raise AssertionError("tenantry serve did not answer within 60 s")
-        yield base
+        for _ in range(2):
+            port = _free_port()
+            cmd = [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "tenantry.app:create_app",
+                "--factory",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ]
+            procs.append(_serve(cmd, env, port))
+            bases.append(f"http://127.0.0.1:{port}")
+        yield bases
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+def test_metrics_add_up_every_process(two_processes: list[str], metrics_dir: Any) -> None:
+    sent = {two_processes[0]: 7, two_processes[1]: 5}
+    for base, count in sent.items():
+        with httpx.Client(base_url=base, timeout=5) as c:
+            for _ in range(count):
+                assert c.get("/readyz").status_code == 200
+    assert len([p for p in metrics_dir.iterdir() if p.name.startswith("counter_")]) == 2
+    for base in two_processes:  # whichever process answers the scrape
+        body = httpx.get(base + "/metrics", timeout=5).text
+        readyz = [
+            s.value
+            for f in text_string_to_metric_families(body)
+            for s in f.samples
+            if s.name == REQUESTS and s.labels.get("route") == "/readyz"
+        ]
+        assert readyz == [12]  # one series, summed over both processes
+
+
+def test_serve_with_workers_uses_a_fresh_metrics_directory(
+    database_url: str, metrics_dir: Any
+) -> None:
+    metrics_dir.mkdir()
+    stale = metrics_dir / "counter_999999.db"
+    stale.write_bytes(b"left over from a past run")
+    port = _free_port()
+    cmd = [
+        sys.executable,
+        "-m",
+        "tenantry.cli",
+        "serve",
+        "--workers",
+        "2",
+        "--port",
+        str(port),
+        "--no-migrate",
+    ]
+    proc = _serve(cmd, _env(database_url, metrics_dir), port)
+    try:
+        assert not stale.exists(), "a past run's metric files must not be counted"
+        for _ in range(3):
+            assert httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200
+        body = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        readyz = [
+            s.value
+            for f in text_string_to_metric_families(body)
+            for s in f.samples
+            if s.name == REQUESTS and s.labels.get("route") == "/readyz"
+        ]
+        assert readyz == [3]
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-
-
-def test_serve_with_workers_adds_up_every_workers_metrics(
-    two_workers: str, metrics_dir: Any
-) -> None:
-    def counters() -> list[str]:
-        return [p.name for p in metrics_dir.iterdir() if p.name.startswith("counter_")]
-
-    def probe(_: int) -> int:
-        # a fresh connection each time, so that either worker may accept it
-        with httpx.Client(base_url=two_workers, timeout=5) as c:
-            return c.get("/readyz", headers={"Connection": "close"}).status_code
-
-    sent = 0
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        # concurrent connections until both workers have served some (bounded)
-        while sent < 800 and len(counters()) < 2:
-            assert set(pool.map(probe, range(16))) == {200}
-            sent += 16
-    assert len(counters()) == 2, "one worker took every connection"
-
-    with httpx.Client(base_url=two_workers, timeout=5) as c:
-        for _ in range(6):
-            body = c.get("/metrics", headers={"Connection": "close"}).text
-            readyz = [
-                s.value
-                for f in text_string_to_metric_families(body)
-                for s in f.samples
-                if s.name == REQUESTS and s.labels.get("route") == "/readyz"
-            ]
-            # one series, summed over both workers, whichever of them answers the scrape
-            assert readyz == [sent]

@@ -7,13 +7,16 @@ from tests.conftest import World, assert_max_queries, assert_problem, queries
 USERS = "/api/v1/users"
 
 
-async def test_me_is_one_query_with_profile_and_tenant(world: World) -> None:
+async def test_me_is_one_query_cold_and_none_warm(world: World) -> None:
     tenant = await world.tenant("acme-test")
     owner = await world.user(tenant, "owner")
     with assert_max_queries(1):
         r = await world.client.get(f"{USERS}/me", headers=owner.headers)
     assert r.status_code == 200
     assert queries(r) == 1
+    warm = await world.client.get(f"{USERS}/me", headers=owner.headers)
+    assert queries(warm) == 0
+    assert warm.json() == r.json()
     body = r.json()
     assert body["email"] == owner.email
     assert body["role"] == "owner"
@@ -44,7 +47,8 @@ async def test_users_list_pages_with_constant_queries(world: World) -> None:
         await world.user(tenant, login=False)
     r3 = await world.client.get(USERS, params={"per_page": 100}, headers=owner.headers)
     assert len(r3.json()["items"]) == 10
-    assert queries(r3) == few == 2  # principal + the page with its window count
+    assert few == 2  # the principal (cold) + the page with its window count
+    assert queries(r3) == 1  # the principal is cached now: the page alone
 
 
 async def test_page_past_the_end_is_empty_with_the_total(world: World) -> None:
@@ -173,7 +177,8 @@ async def test_internal_users_list_with_company_in_one_query(world: World) -> No
     assert all(i["company"]["slug"] for i in items)
     mine = next(i for i in items if i["id"] == str(staff_admin.id))
     assert mine["company"]["slug"] == "ops-platform"
-    assert queries(r1) == queries(r2) == 2  # principal + the joined page
+    assert queries(r1) == 2  # the principal (cold) + the joined page
+    assert queries(r2) == 1  # the joined page alone: the principal is cached
 
 
 async def test_platform_admin_creates_internal_staff(world: World) -> None:

@@ -23,10 +23,16 @@ class Principal:
     tenant_slug: str
     tenant_name: str
     tenant_status: str
+    # Set when the caller authenticated with an API key (acting for the key's creator).
+    api_key_id: uuid.UUID | None = None
 
     @property
     def scope(self) -> TenantScope:
         return TenantScope(self.tenant_id)
+
+    @property
+    def via_api_key(self) -> bool:
+        return self.api_key_id is not None
 
     @property
     def is_platform_staff(self) -> bool:

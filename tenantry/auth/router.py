@@ -1,10 +1,13 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
 
-from tenantry.auth import service
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import RedirectResponse
+
+from tenantry.auth import oauth, service
 from tenantry.auth.schemas import LoginRequest, TokenResponse
-from tenantry.kit.deps import SessionDep
+from tenantry.kit.deps import SessionDep, SettingsDep, StateDep
 from tenantry.kit.errors import problems
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -19,4 +22,63 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 async def login(body: LoginRequest, session: SessionDep, request: Request) -> TokenResponse:
     """Returns a bearer access token (JWT) for the account."""
     token, ttl = await service.login(session, request.app.state.tokens, body.email, body.password)
+    return TokenResponse(access_token=token, expires_in=ttl)
+
+
+def _callback_url(request: Request, public_url: str | None, provider: str) -> str:
+    if public_url:
+        return f"{public_url.rstrip('/')}/api/v1/auth/oauth/{provider}/callback"
+    return str(request.url_for("oauth_callback", provider=provider))
+
+
+@router.get(
+    "/oauth/{provider}/authorize",
+    summary="Start a login with an OpenID Connect provider (redirects there)",
+    status_code=302,
+    response_class=RedirectResponse,
+    responses={
+        302: {"description": "To the provider's login page, with state, nonce and PKCE"},
+        **problems(404, 422, 502, 503),
+    },
+)
+async def oauth_authorize(
+    provider: str, request: Request, store: StateDep, settings: SettingsDep
+) -> RedirectResponse:
+    url = await oauth.start(
+        request.app.state.oidc,
+        store,
+        provider=provider,
+        redirect_uri=_callback_url(request, settings.public_url, provider),
+        ttl_s=settings.oauth_state_ttl_s,
+    )
+    return RedirectResponse(url, status_code=302, headers={"Cache-Control": "no-store"})
+
+
+@router.get(
+    "/oauth/{provider}/callback",
+    summary="Finish a provider login: returns an access token",
+    response_model=TokenResponse,
+    responses=problems(400, 401, 404, 422, 502, 503),
+)
+async def oauth_callback(
+    provider: str,
+    request: Request,
+    session: SessionDep,
+    store: StateDep,
+    code: Annotated[str | None, Query(max_length=2048)] = None,
+    state: Annotated[str | None, Query(max_length=255)] = None,
+    error: Annotated[str | None, Query(max_length=255)] = None,
+) -> TokenResponse:
+    """The provider sends the browser here; the answer is a bearer token for the user whose
+    verified email the provider vouched for, or a problem saying why not."""
+    token, ttl = await oauth.finish(
+        session,
+        request.app.state.oidc,
+        store,
+        request.app.state.tokens,
+        provider=provider,
+        code=code,
+        state=state,
+        error=error,
+    )
     return TokenResponse(access_token=token, expires_in=ttl)

@@ -1,20 +1,31 @@
-"""Login and token checks."""
+"""Login, token checks, and the cached principal.
+
+The principal projection is cached 5 minutes under `{tenant_id}:{user_id}`; whatever changes
+a field of it (role, active flag, token version, name) calls `forget_principal` in the same
+transaction, and the request scope invalidates it on every instance once that commits. A warm
+authenticated request therefore runs no query and opens no transaction.
+"""
 
 from __future__ import annotations
+
+import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.auth.principal import Principal
 from tenantry.auth.repository import AuthRepository
+from tenantry.kit.cache import Caches, CacheSpec, invalidate_on_commit
+from tenantry.kit.db import Database
 from tenantry.kit.errors import Unauthorized
 from tenantry.kit.security import (
-    InvalidToken,
     TokenClaims,
     TokenCodec,
     hash_password,
     password_needs_rehash,
     verify_password,
 )
+
+PRINCIPAL_CACHE = CacheSpec("principal", ttl_s=300, max_size=10_000, value_type=Principal)
 
 _BAD_LOGIN = "The email or password is wrong, or the account is disabled."
 
@@ -35,27 +46,48 @@ async def login(
     )
 
 
-_BAD_TOKEN = "The access token is invalid or has expired."
+def principal_key(tenant_id: uuid.UUID, user_id: uuid.UUID) -> str:
+    return f"{tenant_id}:{user_id}"
 
 
-async def authenticate(session: AsyncSession, codec: TokenCodec, token: str) -> Principal:
-    """The principal behind a bearer token, or 401."""
-    try:
-        claims = codec.decode(token)
-    except InvalidToken:
-        raise Unauthorized(_BAD_TOKEN) from None
-    return await principal_for(session, claims)
+async def cached_principal(
+    db: Database, caches: Caches, tenant_id: uuid.UUID, user_id: uuid.UUID
+) -> Principal | None:
+    """The principal projection, from the cache or one query on a connection of its own
+    (committed data only; the request's session stays untouched)."""
+
+    async def load() -> Principal | None:
+        async with db.sessionmaker() as session:
+            return await AuthRepository(session).principal(user_id, tenant_id)
+
+    return await caches.cache(PRINCIPAL_CACHE).get_or_load(principal_key(tenant_id, user_id), load)
 
 
-async def principal_for(session: AsyncSession, claims: TokenClaims | None) -> Principal:
-    """The principal behind verified claims (`None`: the token did not verify), or 401."""
-    if claims is None:
-        raise Unauthorized(_BAD_TOKEN)
-    principal = await AuthRepository(session).principal(claims.sub, claims.tid)
+def check_active(principal: Principal | None, *, what: str = "token") -> Principal:
     if principal is None or not principal.is_active:
-        raise Unauthorized("The account behind this token no longer exists or is disabled.")
-    if claims.ver != principal.token_version:
-        raise Unauthorized("This token has been revoked; log in again.")
+        raise Unauthorized(f"The account behind this {what} no longer exists or is disabled.")
     if principal.tenant_status != "active":
         raise Unauthorized("This company's account is suspended.")
     return principal
+
+
+async def authenticate(db: Database, caches: Caches, claims: TokenClaims) -> Principal:
+    """The principal behind verified token claims, or 401."""
+    principal = check_active(await cached_principal(db, caches, claims.tid, claims.sub))
+    if claims.ver != principal.token_version:
+        raise Unauthorized("This token has been revoked; log in again.")
+    return principal
+
+
+def forget_principal(session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID) -> None:
+    """The user's cached principal goes stale when this session commits (every instance)."""
+    invalidate_on_commit(session, PRINCIPAL_CACHE.name, principal_key(tenant_id, user_id))
+
+
+async def forget_principal_by_email(session: AsyncSession, email: str) -> uuid.UUID | None:
+    """As `forget_principal`, found by email; the user's id, or None when there is none."""
+    row = await AuthRepository(session).login_row(email.strip().lower())
+    if row is None:
+        return None
+    forget_principal(session, row.tenant_id, row.id)
+    return row.id  # type: ignore[no-any-return]

@@ -28,6 +28,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
 from tenantry.config import Settings
+from tenantry.kit.cache import Caches, take_invalidations
 
 ASYNC_DRIVER = "postgresql+asyncpg"
 
@@ -293,15 +294,25 @@ class Database:
 
 
 @asynccontextmanager
-async def session_scope(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+async def session_scope(
+    factory: async_sessionmaker[AsyncSession], caches: Caches | None = None
+) -> AsyncIterator[AsyncSession]:
     """One unit of work: committed when the block succeeds, rolled back when it raises.
 
-    The request dependency and job runners use this; services only flush.
+    The request dependency and job runners use this; services only flush. What the services
+    marked stale (`kit.cache.invalidate_on_commit`) is staged on the bus inside the
+    transaction and published once it has committed; a rollback forgets it.
     """
     async with factory() as session:
         try:
             yield session
         except BaseException:
+            take_invalidations(session)
             await session.rollback()
             raise
+        stale = take_invalidations(session)
+        if stale and caches is not None:
+            await caches.stage(session, stale)
         await session.commit()
+        if stale and caches is not None:
+            await caches.publish(stale)

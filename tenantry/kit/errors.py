@@ -215,6 +215,7 @@ _PROBLEM_DESCRIPTIONS = {
     413: "Request body too large",
     422: "Request validation failed; `errors` names each field",
     429: "Rate limit exceeded; see Retry-After",
+    502: "An upstream service (such as a login provider) failed",
     503: "A dependency is unavailable",
     504: "The request took longer than REQUEST_TIMEOUT_S and was stopped; nothing was saved",
 }

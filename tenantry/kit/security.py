@@ -13,6 +13,10 @@ with `app.state.tokens` and leaves the outcome in `scope["state"]["token_claims"
 Whoever needs the claims later (`auth.dependencies.get_principal`, a cache keyed by user) reads
 them from there with `stashed_claims` and decodes only when the key is absent. Nothing else is
 stored: the principal itself is loaded (or cached) by the auth dependency.
+
+A verified token's claims are kept in a bounded in-process cache keyed by the token itself,
+so a warm request does not check the signature again; a cached token past its `exp` is
+refused like any expired one.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import enum
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -31,6 +36,7 @@ from fastapi.security.utils import get_authorization_scheme_param
 from starlette.types import Scope
 
 from tenantry.config import Settings
+from tenantry.kit.cache import CacheSpec, NamedCache
 
 # argon2id at OWASP's recommended minimum (m=19 MiB, t=2, p=1): about 25 ms of one core here.
 # RFC 9106's heavier profile (64 MiB, t=3, p=4) costs ~250 ms of CPU per login on a server
@@ -86,19 +92,35 @@ class TokenClaims:
     exp: int
 
 
+TOKEN_CLAIMS_CACHE = "token_claims"
+
+
 class TokenCodec:
     algorithm = "HS256"
 
-    def __init__(self, secret: str, issuer: str, audience: str, ttl_s: int) -> None:
+    def __init__(
+        self,
+        secret: str,
+        issuer: str,
+        audience: str,
+        ttl_s: int,
+        *,
+        cache_size: int = 10_000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._secret = secret
         self.issuer = issuer
         self.audience = audience
         self.ttl_s = ttl_s
+        self.clock = clock
+        self.verified: NamedCache[TokenClaims] = NamedCache(
+            CacheSpec(TOKEN_CLAIMS_CACHE, ttl_s=min(300, ttl_s), max_size=cache_size)
+        )
 
     def issue(
         self, *, user_id: uuid.UUID, tenant_id: uuid.UUID, role: str, version: int
     ) -> tuple[str, int]:
-        now = int(time.time())
+        now = int(self.clock())
         payload: dict[str, Any] = {
             "sub": str(user_id),
             "tid": str(tenant_id),
@@ -112,6 +134,18 @@ class TokenCodec:
         return jwt.encode(payload, self._secret, algorithm=self.algorithm), self.ttl_s
 
     def decode(self, token: str) -> TokenClaims:
+        """The token's claims, verified now or found verified in the cache; InvalidToken else."""
+        claims = self.verified.peek(token)
+        if claims is not None:
+            if claims.exp > self.clock():
+                return claims
+            self.verified.drop_local(token)
+            raise InvalidToken("Signature has expired")
+        claims = self._verify(token)
+        self.verified.put_local(token, claims)
+        return claims
+
+    def _verify(self, token: str) -> TokenClaims:
         try:
             raw = jwt.decode(
                 token,
@@ -178,4 +212,17 @@ def stashed_claims(scope: Scope) -> TokenClaims | Absent | None:
     if state is None or TOKEN_CLAIMS not in state:
         return ABSENT
     claims: TokenClaims | None = state[TOKEN_CLAIMS]
+    return claims
+
+
+def request_claims(scope: Scope, codec: TokenCodec, token: str) -> TokenClaims:
+    """The claims of the request's bearer token, verified once per request: taken from the
+    middleware's stash when it looked, verified here (and stashed) when it did not."""
+    stashed = stashed_claims(scope)
+    if isinstance(stashed, TokenClaims):
+        return stashed
+    if stashed is None:
+        raise InvalidToken("the bearer token did not verify")
+    claims = codec.decode(token)
+    scope.setdefault("state", {})[TOKEN_CLAIMS] = claims
     return claims

@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from tenantry.auth.dependencies import ScopeDep, TenantAdmin
-from tenantry.kit.deps import SessionDep
+from tenantry.kit.deps import CachesDep, DatabaseDep, SessionDep
 from tenantry.kit.errors import problems
 from tenantry.tenants import service
 from tenantry.tenants.schemas import TenantOut, TenantSettingsOut, TenantSettingsPatch
@@ -12,8 +12,8 @@ router = APIRouter(prefix="/tenant", tags=["tenant"])
 
 
 @router.get("", summary="Your company", response_model=TenantOut, responses=problems(401, 404))
-async def get_tenant(session: SessionDep, scope: ScopeDep) -> TenantOut:
-    return TenantOut.model_validate(await service.get_tenant(session, scope))
+async def get_tenant(db: DatabaseDep, caches: CachesDep, scope: ScopeDep) -> TenantOut:
+    return await service.tenant_view(db, caches, scope)
 
 
 @router.get(
@@ -22,8 +22,10 @@ async def get_tenant(session: SessionDep, scope: ScopeDep) -> TenantOut:
     response_model=TenantSettingsOut,
     responses=problems(401, 404),
 )
-async def get_tenant_settings(session: SessionDep, scope: ScopeDep) -> TenantSettingsOut:
-    return TenantSettingsOut.model_validate(await service.get_settings(session, scope))
+async def get_tenant_settings(
+    db: DatabaseDep, caches: CachesDep, scope: ScopeDep
+) -> TenantSettingsOut:
+    return await service.settings_view(db, caches, scope)
 
 
 @router.patch(

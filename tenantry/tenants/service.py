@@ -1,14 +1,25 @@
-"""Tenant rules: provisioning and settings."""
+"""Tenant rules: provisioning and settings, and their caches.
+
+The tenant (1 h) and its settings (10 min, at most 1,000 tenants per process) are cached
+under the tenant id; a settings write invalidates them on every instance once it commits.
+"""
 
 from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tenantry.kit.cache import Caches, CacheSpec, invalidate_on_commit
+from tenantry.kit.db import Database
 from tenantry.kit.errors import Conflict, NotFound
 from tenantry.kit.tenancy import TenantScope
 from tenantry.tenants.models import Tenant, TenantSettings
 from tenantry.tenants.repository import TenantDirectory, TenantsRepository
-from tenantry.tenants.schemas import TenantSettingsPatch
+from tenantry.tenants.schemas import TenantOut, TenantSettingsOut, TenantSettingsPatch
+
+TENANT_CACHE = CacheSpec("tenant", ttl_s=3600, max_size=10_000, value_type=TenantOut)
+SETTINGS_CACHE = CacheSpec(
+    "tenant_settings", ttl_s=600, max_size=1_000, value_type=TenantSettingsOut
+)
 
 DEFAULT_LEAD_STATUSES = ["new", "contacted", "qualified", "proposal", "won", "lost"]
 
@@ -18,6 +29,34 @@ async def get_tenant(session: AsyncSession, scope: TenantScope) -> Tenant:
     if tenant is None:
         raise NotFound("Your company no longer exists.")
     return tenant
+
+
+async def tenant_view(db: Database, caches: Caches, scope: TenantScope) -> TenantOut:
+    """The caller's company, cached."""
+
+    async def load() -> TenantOut | None:
+        async with db.sessionmaker() as session:
+            tenant = await TenantsRepository(session, scope).tenant()
+            return TenantOut.model_validate(tenant) if tenant is not None else None
+
+    out = await caches.cache(TENANT_CACHE).get_or_load(str(scope.tenant_id), load)
+    if out is None:
+        raise NotFound("Your company no longer exists.")
+    return out
+
+
+async def settings_view(db: Database, caches: Caches, scope: TenantScope) -> TenantSettingsOut:
+    """The caller's company settings, cached."""
+
+    async def load() -> TenantSettingsOut | None:
+        async with db.sessionmaker() as session:
+            row = await TenantsRepository(session, scope).settings()
+            return TenantSettingsOut.model_validate(row) if row is not None else None
+
+    out = await caches.cache(SETTINGS_CACHE).get_or_load(str(scope.tenant_id), load)
+    if out is None:
+        raise NotFound("Your company has no settings yet.")
+    return out
 
 
 async def get_settings(session: AsyncSession, scope: TenantScope) -> TenantSettings:
@@ -35,6 +74,7 @@ async def update_settings(
         if value is None and key != "default_team_id":
             continue
         setattr(settings, key, value)
+    invalidate_on_commit(session, SETTINGS_CACHE.name, str(scope.tenant_id))
     await session.flush()
     await session.refresh(settings, ["updated_at"])
     return settings

@@ -7,6 +7,7 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tenantry.auth import service as auth
 from tenantry.auth.principal import ROLE_RANK, Principal
 from tenantry.kit.errors import Conflict, Forbidden, NotFound
 from tenantry.kit.security import hash_password
@@ -112,6 +113,9 @@ async def update_user(
     if touches_access:
         # Every token the user holds carries the old version and is refused from now on.
         user.token_version = user.token_version + 1
+    if changes:
+        # Name, role and active flag are all in the cached principal (and /users/me).
+        auth.forget_principal(session, user.tenant_id, user.id)
     await session.flush()
     return user
 

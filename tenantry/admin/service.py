@@ -1,0 +1,50 @@
+"""Cache administration: per-instance statistics, and clearing or invalidating on every
+instance (through the request's commit, like any other invalidation)."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tenantry.admin.schemas import CacheStatOut, CacheStatsOut, InvalidatedOut, RedisStatusOut
+from tenantry.auth import service as auth
+from tenantry.kit.cache import Caches, invalidate_on_commit
+from tenantry.kit.errors import NotFound
+from tenantry.kit.redis import RedisHealth
+
+
+def stats(caches: Caches, health: RedisHealth | None) -> CacheStatsOut:
+    redis = None
+    if health is not None:
+        since = health.down_since
+        redis = RedisStatusOut(
+            up=health.up,
+            errors=health.errors,
+            last_error=health.last_error,
+            down_for_s=None if since is None else round(health.clock() - since, 3),
+        )
+    bus = caches.bus
+    return CacheStatsOut(
+        instance_id=caches.instance_id,
+        invalidation_bus="redis" if health is not None else "postgres",
+        bus_connected=bus is not None and bus.ready.is_set(),
+        redis=redis,
+        caches=[CacheStatOut.model_validate(s, from_attributes=True) for s in caches.stats()],
+    )
+
+
+def clear(session: AsyncSession, caches: Caches, name: str | None) -> list[str]:
+    names = [c.name for c in caches]
+    if name is not None:
+        if caches.get(name) is None:
+            raise NotFound(f"No cache named {name!r}; there are: {', '.join(names)}.")
+        names = [name]
+    for each in names:
+        invalidate_on_commit(session, each, None)
+    return names
+
+
+async def invalidate_user(session: AsyncSession, email: str) -> InvalidatedOut:
+    user_id = await auth.forget_principal_by_email(session, email)
+    if user_id is None:
+        raise NotFound(f"No user has the email {email}.")
+    return InvalidatedOut(email=email, user_id=user_id, invalidated=[auth.PRINCIPAL_CACHE.name])

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tenantry.api_keys.models import ApiKey
+from tenantry.kit.tenancy import TenantRepository
+
+
+class ApiKeyRepository(TenantRepository[ApiKey]):
+    model = ApiKey
+
+    async def page(self, *, offset: int, limit: int) -> tuple[list[ApiKey], int]:
+        stmt = (
+            self.select(ApiKey, func.count().over().label("total"))
+            .order_by(ApiKey.id)
+            .offset(offset)
+            .limit(limit)
+        )
+        rows = (await self.session.execute(stmt)).all()
+        if rows:
+            return [r[0] for r in rows], int(rows[0].total)
+        total = (await self.session.execute(self.select(func.count()))).scalar_one()
+        return [], int(total)
+
+
+_RECORD_USAGE = text(
+    "UPDATE api_keys AS k SET last_used_at = u.at"
+    " FROM unnest(CAST(:ids AS uuid[]), CAST(:ats AS timestamptz[])) AS u(id, at)"
+    " WHERE k.id = u.id AND (k.last_used_at IS NULL OR k.last_used_at < u.at)"
+)
+
+
+class ApiKeyLookup:
+    """Platform-wide: a presented key is found by its hash before its tenant is known."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def by_hash(self, key_hash: str) -> Any | None:
+        stmt = select(
+            ApiKey.id,
+            ApiKey.tenant_id,
+            ApiKey.created_by.label("user_id"),
+            ApiKey.role,
+            ApiKey.expires_at,
+        ).where(ApiKey.key_hash == key_hash)
+        return (await self.session.execute(stmt)).one_or_none()
+
+    async def record_usage(self, seen: dict[uuid.UUID, datetime]) -> None:
+        """One statement for every key used since the last flush."""
+        ids, ats = zip(*seen.items(), strict=True)
+        await self.session.execute(_RECORD_USAGE, {"ids": list(ids), "ats": list(ats)})

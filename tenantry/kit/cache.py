@@ -1,0 +1,404 @@
+"""Named two-tier caches and their invalidation.
+
+Each cache has a name, a maximum size, a TTL and counters. L1 is in-process: cachetools'
+`TTLCache` (bounded LRU with a per-entry deadline); it is only touched from the event loop's
+thread, between awaits, so it needs no lock. With `REDIS_URL` an L2 in Redis sits behind it
+(`kit/cache_redis.py`). A miss is loaded once: concurrent callers for the same missing key
+wait for the one load in flight (no stampede).
+
+Invalidation reaches every instance. A service registers what its change makes stale with
+`invalidate_on_commit(session, cache, key)`; the request (or job) scope then, around its
+commit, hands the list to `Caches`: inside the transaction it is staged on the PostgreSQL
+bus (`NOTIFY`, delivered by PostgreSQL at commit, so never before the data and never lost
+between commit and publish), and after the commit it is applied locally, deleted from L2 and
+published on Redis. A load that was in flight when its key was invalidated still answers its
+callers but is not stored: a cache is never filled from data that was about to change.
+
+Keys of tenant data always start with the tenant id.
+
+Written by hand (the glue): single-flight, the stale-load guard and the bus protocol. The LRU
+and TTL bookkeeping is cachetools'.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar, cast
+
+import orjson
+from cachetools import TTLCache
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+log = logging.getLogger("tenantry.cache")
+
+V = TypeVar("V")
+Clock = Callable[[], float]
+# (cache name, key); a key of None stands for the whole cache.
+Event = tuple[str, str | None]
+
+_PENDING = "tenantry.invalidations"
+_MISSING: Any = object()
+# PostgreSQL refuses NOTIFY payloads of 8000 bytes or more; stay well under.
+MAX_MESSAGE_BYTES = 7000
+# Failed invalidations kept for replay when Redis comes back; past this, whole caches are
+# cleared instead of single keys.
+MAX_PENDING = 10_000
+
+
+def invalidate_on_commit(session: AsyncSession, cache: str, key: str | None) -> None:
+    """Mark `key` of `cache` (None: all of it) stale once this session's transaction commits."""
+    session.info.setdefault(_PENDING, []).append((cache, key))
+
+
+def take_invalidations(session: AsyncSession) -> list[Event]:
+    return cast(list[Event], session.info.pop(_PENDING, []))
+
+
+@dataclass(frozen=True, slots=True)
+class CacheSpec(Generic[V]):
+    """A cache's name and bounds. `value_type` lets the L2 store values as JSON (through a
+    pydantic TypeAdapter); a spec without one stays in process memory only."""
+
+    name: str
+    ttl_s: float
+    max_size: int
+    value_type: type[V] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CacheStats:
+    name: str
+    backend: str
+    size: int
+    max_size: int
+    ttl_s: float
+    hits: int
+    misses: int
+    hit_rate: float
+    loads: int
+    l2_hits: int
+    evictions: int
+    expirations: int
+
+
+class _Store(TTLCache[str, Any]):
+    """cachetools' TTLCache, counting LRU evictions and expirations."""
+
+    def __init__(self, maxsize: int, ttl: float, timer: Clock) -> None:
+        super().__init__(maxsize, ttl, timer=timer)
+        self.evictions = 0
+        self.expirations = 0
+
+    def popitem(self) -> tuple[str, Any]:
+        item = super().popitem()
+        self.evictions += 1
+        return item
+
+    def expire(self, time: float | None = None) -> list[tuple[str, Any]]:
+        expired = super().expire(time)
+        self.expirations += len(expired)
+        return expired
+
+
+class _LeaderGone(Exception):
+    """The caller that was loading a key was cancelled; a waiting caller loads it instead."""
+
+
+class _Flight:
+    __slots__ = ("future", "stale")
+
+    def __init__(self, future: asyncio.Future[Any]) -> None:
+        self.future = future
+        self.stale = False
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    # A load may fail with nobody else waiting; reading the exception keeps asyncio quiet.
+    if not future.cancelled():
+        future.exception()
+
+
+class SecondTier(Protocol):
+    """The L2 (Redis) as a cache sees it; see kit/cache_redis.py."""
+
+    async def get(self, cache: str, key: str) -> tuple[bytes | None, bytes | None] | None:
+        """(value or None, generation or None), or None when the L2 cannot be asked."""
+
+    async def put(
+        self, cache: str, key: str, data: bytes, generation: bytes | None, ttl_s: float
+    ) -> None:
+        """Store unless the key was invalidated since `generation` was read."""
+
+
+class NamedCache(Generic[V]):
+    def __init__(self, spec: CacheSpec[V], *, clock: Clock = time.monotonic) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self._l1 = _Store(spec.max_size, spec.ttl_s, clock)
+        self._adapter: TypeAdapter[V] | None = (
+            TypeAdapter(spec.value_type) if spec.value_type is not None else None
+        )
+        self.l2: SecondTier | None = None
+        self._inflight: dict[str, _Flight] = {}
+        self.hits = 0
+        self.misses = 0
+        self.loads = 0
+        self.l2_hits = 0
+
+    @property
+    def shareable(self) -> bool:
+        return self._adapter is not None
+
+    @property
+    def backend(self) -> str:
+        return "memory+redis" if self.l2 is not None else "memory"
+
+    def peek(self, key: str) -> V | None:
+        """The L1 value, counted as a hit or a miss; never loads."""
+        value = self._l1.get(key, _MISSING)
+        if value is _MISSING:
+            self.misses += 1
+            return None
+        self.hits += 1
+        return cast(V, value)
+
+    def put_local(self, key: str, value: V) -> None:
+        self._l1[key] = value
+
+    def keys(self) -> list[str]:
+        return list(self._l1.keys())
+
+    async def get_or_load(self, key: str, loader: Callable[[], Awaitable[V | None]]) -> V | None:
+        """The cached value, else L2's, else `loader()`'s (None is returned, not cached)."""
+        value = self._l1.get(key, _MISSING)
+        if value is not _MISSING:
+            self.hits += 1
+            return cast(V, value)
+        self.misses += 1
+        while (flight := self._inflight.get(key)) is not None:
+            try:
+                # shield: a waiter that is cancelled must not cancel the others' load.
+                return cast(V | None, await asyncio.shield(flight.future))
+            except _LeaderGone:
+                continue
+        return await self._lead(key, loader)
+
+    async def _lead(self, key: str, loader: Callable[[], Awaitable[V | None]]) -> V | None:
+        flight = _Flight(asyncio.get_running_loop().create_future())
+        flight.future.add_done_callback(_retrieve)
+        self._inflight[key] = flight
+        try:
+            value = await self._fetch(key, loader, flight)
+        except Exception as exc:
+            self._land(key, flight)
+            flight.future.set_exception(exc)
+            raise
+        except BaseException:
+            self._land(key, flight)
+            flight.future.set_exception(_LeaderGone())
+            raise
+        self._land(key, flight)
+        flight.future.set_result(value)
+        return value
+
+    def _land(self, key: str, flight: _Flight) -> None:
+        if self._inflight.get(key) is flight:
+            del self._inflight[key]
+
+    async def _fetch(
+        self, key: str, loader: Callable[[], Awaitable[V | None]], flight: _Flight
+    ) -> V | None:
+        found = await self.l2.get(self.name, key) if self.l2 is not None else None
+        if found is not None and found[0] is not None:
+            value = self._decode(found[0])
+            if value is not None:
+                self.l2_hits += 1
+                if not flight.stale:
+                    self._l1[key] = value
+                return value
+        self.loads += 1
+        value = await loader()
+        if value is not None and not flight.stale:
+            self._l1[key] = value
+            if self.l2 is not None and found is not None and self._adapter is not None:
+                await self.l2.put(
+                    self.name, key, self._adapter.dump_json(value), found[1], self.spec.ttl_s
+                )
+        return value
+
+    def _decode(self, raw: bytes) -> V | None:
+        assert self._adapter is not None
+        try:
+            return self._adapter.validate_json(raw)
+        except ValidationError:
+            # Written by an older release with another shape: treat as a miss.
+            return None
+
+    def drop_local(self, key: str | None) -> None:
+        """Forget `key` (None: everything) here; a load in flight for it is not stored."""
+        if key is None:
+            self._l1.clear()
+            flights = list(self._inflight.values())
+            self._inflight.clear()
+        else:
+            self._l1.pop(key, None)
+            flight = self._inflight.pop(key, None)
+            flights = [flight] if flight is not None else []
+        for flight in flights:
+            flight.stale = True
+
+    def stats(self) -> CacheStats:
+        self._l1.expire()
+        lookups = self.hits + self.misses
+        return CacheStats(
+            name=self.name,
+            backend=self.backend,
+            size=len(self._l1),
+            max_size=self.spec.max_size,
+            ttl_s=self.spec.ttl_s,
+            hits=self.hits,
+            misses=self.misses,
+            hit_rate=round(self.hits / lookups, 4) if lookups else 0.0,
+            loads=self.loads,
+            l2_hits=self.l2_hits,
+            evictions=self._l1.evictions,
+            expirations=self._l1.expirations,
+        )
+
+
+class Bus(Protocol):
+    """Carries invalidations between instances: kit/cache_pg.py or kit/cache_redis.py."""
+
+    ready: asyncio.Event
+
+    async def stage(self, session: AsyncSession, messages: list[bytes]) -> None:
+        """Inside the transaction, before it commits (PostgreSQL NOTIFY); may do nothing."""
+
+    async def send(self, events: list[Event], messages: list[bytes]) -> bool:
+        """After the commit (Redis: delete from L2 and publish); False when it failed."""
+
+    async def listen(
+        self,
+        on_message: Callable[[bytes | str], None],
+        on_reconnect: Callable[[], Awaitable[None]],
+    ) -> None:
+        """Deliver every message until cancelled; reconnect by itself."""
+
+
+class Caches:
+    """The process's caches, the L2 and the bus; one per app instance (`app.state.caches`)."""
+
+    def __init__(self, *, clock: Clock = time.monotonic, instance_id: str | None = None) -> None:
+        self.clock = clock
+        self.instance_id = instance_id or uuid.uuid4().hex
+        self._caches: dict[str, NamedCache[Any]] = {}
+        self.l2: SecondTier | None = None
+        self.bus: Bus | None = None
+        self._failed: list[Event] = []
+
+    def add(self, spec: CacheSpec[V]) -> NamedCache[V]:
+        if spec.name in self._caches:
+            raise ValueError(f"a cache named {spec.name!r} exists already")
+        cache = NamedCache(spec, clock=self.clock)
+        cache.l2 = self.l2 if cache.shareable else None
+        self._caches[spec.name] = cache
+        return cache
+
+    def register(self, cache: NamedCache[Any]) -> None:
+        """Adopt a cache made elsewhere (the token verifier's), for stats and clearing."""
+        self._caches[cache.name] = cache
+
+    def cache(self, spec: CacheSpec[V]) -> NamedCache[V]:
+        return cast(NamedCache[V], self._caches[spec.name])
+
+    def get(self, name: str) -> NamedCache[Any] | None:
+        return self._caches.get(name)
+
+    def __iter__(self) -> Any:
+        return iter(self._caches.values())
+
+    def attach(self, bus: Bus, l2: SecondTier | None = None) -> None:
+        self.bus = bus
+        self.l2 = l2
+        for cache in self._caches.values():
+            cache.l2 = l2 if cache.shareable else None
+
+    # --- invalidation -----------------------------------------------------------------------
+
+    def _messages(self, events: list[Event]) -> list[bytes]:
+        messages: list[bytes] = []
+        batch: list[Event] = []
+        for event in events:
+            candidate = orjson.dumps({"o": self.instance_id, "e": [*batch, event]})
+            if batch and len(candidate) > MAX_MESSAGE_BYTES:
+                messages.append(orjson.dumps({"o": self.instance_id, "e": batch}))
+                batch = []
+            batch.append(event)
+        if batch:
+            messages.append(orjson.dumps({"o": self.instance_id, "e": batch}))
+        return messages
+
+    async def stage(self, session: AsyncSession, events: list[Event]) -> None:
+        if self.bus is not None and events:
+            await self.bus.stage(session, self._messages(events))
+
+    async def publish(self, events: list[Event]) -> None:
+        """After the commit: drop here, then tell the L2 and the other instances."""
+        events = _dedupe(events)
+        if not events:
+            return
+        self.apply(events)
+        if self.bus is not None and not await self.bus.send(events, self._messages(events)):
+            self._remember(events)
+
+    def apply(self, events: Iterable[Event]) -> None:
+        for name, key in events:
+            cache = self._caches.get(name)
+            if cache is not None:
+                cache.drop_local(key)
+
+    def on_message(self, payload: bytes | str) -> None:
+        try:
+            message = orjson.loads(payload)
+            if message.get("o") == self.instance_id:
+                return  # ours: applied already, before it was sent
+            self.apply((str(name), None if key is None else str(key)) for name, key in message["e"])
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
+            log.warning("ignoring a malformed cache invalidation message")
+
+    async def on_reconnect(self) -> None:
+        """The bus was down: messages may have been missed, so forget everything here and
+        replay what this instance failed to send."""
+        for cache in self._caches.values():
+            cache.drop_local(None)
+        if self._failed and self.bus is not None:
+            failed, self._failed = self._failed, []
+            if not await self.bus.send(failed, self._messages(failed)):
+                self._remember(failed)
+
+    def _remember(self, events: list[Event]) -> None:
+        self._failed = _dedupe(self._failed + events)
+        if len(self._failed) > MAX_PENDING:
+            self._failed = [(name, None) for name in sorted({n for n, _ in self._failed})]
+
+    async def listen(self) -> None:
+        if self.bus is not None:
+            await self.bus.listen(self.on_message, self.on_reconnect)
+
+    def stats(self) -> list[CacheStats]:
+        return [cache.stats() for cache in self._caches.values()]
+
+
+def _dedupe(events: list[Event]) -> list[Event]:
+    whole = {name for name, key in events if key is None}
+    seen: dict[Event, None] = {}
+    for name, key in events:
+        if key is None or name not in whole:
+            seen.setdefault((name, key), None)
+    return list(seen)
