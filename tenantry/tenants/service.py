@@ -13,7 +13,7 @@ from tenantry.kit.db import Database
 from tenantry.kit.errors import Conflict, NotFound
 from tenantry.kit.tenancy import TenantScope
 from tenantry.tenants.models import Tenant, TenantSettings
-from tenantry.tenants.repository import TenantDirectory, TenantsRepository
+from tenantry.tenants.repository import TenantDirectory, TenantReads, TenantsRepository
 from tenantry.tenants.schemas import TenantOut, TenantSettingsOut, TenantSettingsPatch
 
 TENANT_CACHE = CacheSpec("tenant", ttl_s=3600, max_size=10_000, value_type=TenantOut)
@@ -35,9 +35,8 @@ async def tenant_view(db: Database, caches: Caches, scope: TenantScope) -> Tenan
     """The caller's company, cached."""
 
     async def load() -> TenantOut | None:
-        async with db.sessionmaker() as session:
-            tenant = await TenantsRepository(session, scope).tenant()
-            return TenantOut.model_validate(tenant) if tenant is not None else None
+        tenant = await TenantReads(db.reader, scope).tenant()
+        return TenantOut.model_validate(tenant) if tenant is not None else None
 
     out = await caches.cache(TENANT_CACHE).get_or_load(str(scope.tenant_id), load)
     if out is None:
@@ -49,9 +48,8 @@ async def settings_view(db: Database, caches: Caches, scope: TenantScope) -> Ten
     """The caller's company settings, cached."""
 
     async def load() -> TenantSettingsOut | None:
-        async with db.sessionmaker() as session:
-            row = await TenantsRepository(session, scope).settings()
-            return TenantSettingsOut.model_validate(row) if row is not None else None
+        row = await TenantReads(db.reader, scope).settings()
+        return TenantSettingsOut.model_validate(row) if row is not None else None
 
     out = await caches.cache(SETTINGS_CACHE).get_or_load(str(scope.tenant_id), load)
     if out is None:
