@@ -71,3 +71,19 @@ def full_only() -> FastAPI:
     keep = set(os.environ.get("BENCH_ONLY", "").split(","))
     app.user_middleware[:] = [m for m in app.user_middleware if m.cls.__name__ in keep]  # type: ignore[attr-defined]
     return app
+
+
+def _no_freeze() -> None:
+    import gc
+
+    gc.freeze = lambda: None
+
+
+def full_nofreeze() -> FastAPI:
+    _no_freeze()
+    return full()
+
+
+def tenantry_bare_nofreeze() -> FastAPI:
+    _no_freeze()
+    return tenantry_bare()

@@ -153,7 +153,7 @@ def two_workers(database_url: str, metrics_dir: Any) -> Iterator[str]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise AssertionError(proc.stderr.read().decode() if proc.stderr else "exited")
@@ -163,7 +163,7 @@ def two_workers(database_url: str, metrics_dir: Any) -> Iterator[str]:
             except httpx.TransportError:
                 time.sleep(0.2)
         else:
-            raise AssertionError("tenantry serve did not answer within 60 s")
+            raise AssertionError("tenantry serve did not answer within 120 s")
         yield base
     finally:
         proc.terminate()
