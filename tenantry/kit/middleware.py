@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tenantry.kit.db import start_counting, stop_counting
 from tenantry.kit.errors import PROBLEM_BASE, PROBLEM_MEDIA_TYPE, PayloadTooLarge
-from tenantry.kit.logging import bind_request, get_logger, unbind_request
+from tenantry.kit.logging import access_line, bind_request, get_logger, unbind_request
 from tenantry.kit.routes import RouteTemplates
 
 _MAX_REQUEST_ID = 128
@@ -172,9 +172,21 @@ class RequestContextMiddleware:
             if elapsed >= self.slow_s:
                 self._log(log.warning, "slow request", scope, status, elapsed, counter.count)
             elif self.access_log:
-                self._log(log.info, "request", scope, status, elapsed, counter.count)
+                self._access(scope, status, elapsed, counter.count)
             stop_counting(counting)
             unbind_request(binding)
+
+    def _access(self, scope: Scope, status: int, elapsed: float, queries: int) -> None:
+        fields = {
+            "method": scope["method"],
+            "path": scope["path"],
+            "route": self.routes.template(scope),
+            "status": status or 500,
+            "duration_ms": round(elapsed * 1000, 2),
+            "db_queries": queries,
+        }
+        if not access_line("request", fields):
+            log.info("request", **fields)
 
     def _log(
         self, method: Any, event: str, scope: Scope, status: int, elapsed: float, queries: int
