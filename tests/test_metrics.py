@@ -173,22 +173,18 @@ def two_workers(database_url: str, metrics_dir: Any) -> Iterator[str]:
 def test_serve_with_workers_adds_up_every_workers_metrics(
     two_workers: str, metrics_dir: Any
 ) -> None:
-    def counters() -> list[str]:
-        return [p.name for p in metrics_dir.iterdir() if p.name.startswith("counter_")]
-
     def probe(_: int) -> int:
         # a fresh connection each time, so that either worker may accept it
         with httpx.Client(base_url=two_workers, timeout=5) as c:
             return c.get("/readyz", headers={"Connection": "close"}).status_code
 
-    sent = 0
+    sent = 48
     with ThreadPoolExecutor(max_workers=8) as pool:
-        # concurrent connections until both workers have served some (bounded)
-        while sent < 800 and len(counters()) < 2:
-            assert set(pool.map(probe, range(16))) == {200}
-            sent += 16
-    assert len(counters()) == 2, "one worker took every connection"
+        assert set(pool.map(probe, range(sent))) == {200}
 
+    # both workers run in multiprocess mode: each keeps its live gauges in the directory
+    gauges = {p.name for p in metrics_dir.iterdir() if p.name.startswith("gauge_livesum_")}
+    assert len(gauges) >= 2, gauges
     with httpx.Client(base_url=two_workers, timeout=5) as c:
         for _ in range(6):
             body = c.get("/metrics", headers={"Connection": "close"}).text
@@ -198,5 +194,48 @@ def test_serve_with_workers_adds_up_every_workers_metrics(
                 for s in f.samples
                 if s.name == REQUESTS and s.labels.get("route") == "/readyz"
             ]
-            # one series, summed over both workers, whichever of them answers the scrape
+            # one series with every request, whichever worker served it or answers the scrape
             assert readyz == [sent]
+
+
+_WORKER = """
+import sys
+from tenantry.kit import metrics
+metrics.REQUESTS.labels("/api/v1/things/{id}", "GET", "200").inc(int(sys.argv[1]))
+metrics.IN_FLIGHT.inc(int(sys.argv[2]))
+if sys.argv[3] == "exit":
+    metrics.process_exited()
+"""
+
+_SCRAPE = """
+import sys
+from tenantry.kit import metrics
+sys.stdout.write(metrics.render()[0].decode())
+"""
+
+
+def test_multiprocess_mode_sums_every_process(metrics_dir: Any) -> None:
+    """Deterministically, what `tenantry serve --workers N` relies on: counters from several
+    processes add up in any one's /metrics; a finished worker's live gauges drop out."""
+    metrics_dir.mkdir()
+    env = {**os.environ, metrics.MULTIPROC_ENV: str(metrics_dir)}
+
+    def run(code: str, *args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    run(_WORKER, "3", "2", "stay")
+    run(_WORKER, "4", "5", "exit")
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for f in text_string_to_metric_families(run(_SCRAPE))
+        for s in f.samples
+    }
+    labels = (("method", "GET"), ("route", "/api/v1/things/{id}"), ("status", "200"))
+    assert samples[(REQUESTS, labels)] == 7
+    # livesum drops a worker once it is marked dead (the lifespan's shutdown does it): the
+    # second process was, the first was not
+    assert samples[("tenantry_http_requests_in_flight", ())] == 2
