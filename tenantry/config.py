@@ -125,7 +125,9 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # auto: JSON in production, readable in development.
     log_format: Literal["auto", "json", "console"] = "auto"
-    access_log: bool = True
+    # One line per request. Off by default: it costs about 20 µs a request even on its fast
+    # path (measured; the bare request costs ~150), and the proxy in front keeps an access log.
+    access_log: bool = False
 
     # Demo data.
     demo_password: str = DEFAULT_DEMO_PASSWORD

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -160,55 +159,6 @@ def _env(database_url: str, metrics_dir: Any) -> dict[str, str]:
     }
 
 
-@pytest.fixture
-def two_processes(database_url: str, metrics_dir: Any) -> Iterator[list[str]]:
-    """Two API processes on their own ports sharing one metrics directory, as `tenantry serve
-    --workers N` runs them (which of N workers accepts a connection is the kernel's choice, so
-    a test that must reach both addresses each one)."""
-    metrics_dir.mkdir()
-    env = _env(database_url, metrics_dir)
-    procs, bases = [], []
-    try:
-        for _ in range(2):
-            port = _free_port()
-            cmd = [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "tenantry.app:create_app",
-                "--factory",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ]
-            procs.append(_serve(cmd, env, port))
-            bases.append(f"http://127.0.0.1:{port}")
-        yield bases
-    finally:
-        for proc in procs:
-            proc.terminate()
-            proc.wait(timeout=30)
-
-
-def test_metrics_add_up_every_process(two_processes: list[str], metrics_dir: Any) -> None:
-    sent = {two_processes[0]: 7, two_processes[1]: 5}
-    for base, count in sent.items():
-        with httpx.Client(base_url=base, timeout=5) as c:
-            for _ in range(count):
-                assert c.get("/readyz").status_code == 200
-    assert len([p for p in metrics_dir.iterdir() if p.name.startswith("counter_")]) == 2
-    for base in two_processes:  # whichever process answers the scrape
-        body = httpx.get(base + "/metrics", timeout=5).text
-        readyz = [
-            s.value
-            for f in text_string_to_metric_families(body)
-            for s in f.samples
-            if s.name == REQUESTS and s.labels.get("route") == "/readyz"
-        ]
-        assert readyz == [12]  # one series, summed over both processes
-
-
 def test_serve_with_workers_uses_a_fresh_metrics_directory(
     database_url: str, metrics_dir: Any
 ) -> None:
@@ -243,3 +193,46 @@ def test_serve_with_workers_uses_a_fresh_metrics_directory(
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+_WORKER = """
+import sys
+from tenantry.kit import metrics
+metrics.REQUESTS.labels("/api/v1/things/{id}", "GET", "200").inc(int(sys.argv[1]))
+metrics.IN_FLIGHT.inc(int(sys.argv[2]))
+if sys.argv[3] == "exit":
+    metrics.process_exited()
+"""
+
+_SCRAPE = """
+import sys
+from tenantry.kit import metrics
+sys.stdout.write(metrics.render()[0].decode())
+"""
+
+
+def test_multiprocess_mode_sums_every_process(metrics_dir: Any) -> None:
+    """Deterministically, what `tenantry serve --workers N` relies on: counters from several
+    processes add up in any one's /metrics; a finished worker's live gauges drop out."""
+    metrics_dir.mkdir()
+    env = {**os.environ, metrics.MULTIPROC_ENV: str(metrics_dir)}
+
+    def run(code: str, *args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    run(_WORKER, "3", "2", "stay")
+    run(_WORKER, "4", "5", "exit")
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for f in text_string_to_metric_families(run(_SCRAPE))
+        for s in f.samples
+    }
+    labels = (("method", "GET"), ("route", "/api/v1/things/{id}"), ("status", "200"))
+    assert samples[(REQUESTS, labels)] == 7
+    # livesum drops a worker once it is marked dead (the lifespan's shutdown does it): the
+    # second process was, the first was not
+    assert samples[("tenantry_http_requests_in_flight", ())] == 2

@@ -84,6 +84,23 @@ JOBS = Counter(
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
+class _InFlight:
+    """Requests in flight in this process. In one process the gauge reads this count when
+    scraped, so a request costs two integer additions instead of two locked gauge updates;
+    with several workers each one's count must be in its metrics file, so the gauge itself
+    is updated."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
+_in_flight = _InFlight()
+if not os.environ.get(MULTIPROC_ENV):
+    IN_FLIGHT.set_function(lambda: _in_flight.count)
+
+
 # --- hooks -----------------------------------------------------------------------------------
 # Label children are cached: `metric.labels(...)` takes a lock and builds a key on every call.
 
@@ -166,7 +183,7 @@ class MetricsMiddleware:
         self.routes = routes
         # (route, method, status) -> (requests child, latency child, queries child)
         self._children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
-        self._in_flight = IN_FLIGHT
+        self._gauge = IN_FLIGHT if multiprocess_dir() else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -181,12 +198,19 @@ class MetricsMiddleware:
             await send(message)
 
         started = time.perf_counter()
-        self._in_flight.inc()
+        gauge = self._gauge
+        if gauge is None:
+            _in_flight.count += 1
+        else:
+            gauge.inc()
         try:
             await self.app(scope, receive, send_with_status)
         finally:
             elapsed = time.perf_counter() - started
-            self._in_flight.dec()
+            if gauge is None:
+                _in_flight.count -= 1
+            else:
+                gauge.dec()
             method = scope["method"]
             key = (self.routes.template(scope), method if method in _METHODS else "OTHER", status)
             children = self._children.get(key)

@@ -93,6 +93,10 @@ class WindowCounter:
         self._windows: dict[int, _Window] = {}
 
     async def incr(self, key: str, window_s: int, window: int) -> int:
+        return self.incr_now(key, window_s, window)
+
+    def incr_now(self, key: str, window_s: int, window: int) -> int:
+        """`incr` without a coroutine: the middleware's path when counts are in this process."""
         current = self._windows.get(window_s)
         if current is None or current.number != window:
             current = self._windows[window_s] = _Window(window)
@@ -142,11 +146,13 @@ class RateLimiter:
         self.default = default
         self.enabled = enabled
         self.key_prefix = key_prefix
-        self.counter: Counter = WindowCounter()
+        self.local: WindowCounter | None = WindowCounter()
+        self.counter: Counter = self.local
         self._failing_since = 0.0
 
     def use_redis(self, client: Redis) -> None:
         self.counter = RedisCounter(client, self.key_prefix)
+        self.local = None
 
     def policy_for(self, path: str) -> Policy | None:
         if not self.enabled:
@@ -155,6 +161,14 @@ class RateLimiter:
             if path.startswith(prefix):
                 return policy
         return self.default
+
+    def hit_now(self, policy: Policy, who: str) -> tuple[int, int]:
+        """`hit` when the counts are in this process (`local`), without a coroutine."""
+        assert self.local is not None
+        now = time.time()
+        window = int(now // policy.window_s)
+        count = self.local.incr_now(f"{policy.name}:{who}", policy.window_s, window)
+        return count, _reset(policy, window, now)
 
     async def hit(self, policy: Policy, who: str) -> tuple[int, int] | None:
         """(count in the current window, seconds until it ends), or None when the counter's
@@ -168,8 +182,12 @@ class RateLimiter:
                 self._failing_since = now
                 log.warning("rate limit store unavailable", error=type(exc).__name__)
             return None
-        reset = (window + 1) * policy.window_s - now
-        return count, max(1, int(reset + 0.999))
+        return count, _reset(policy, window, now)
+
+
+def _reset(policy: Policy, window: int, now: float) -> int:
+    """Whole seconds until the window ends, at least 1."""
+    return max(1, int((window + 1) * policy.window_s - now + 0.999))
 
 
 class RateLimitMiddleware:
@@ -194,7 +212,11 @@ class RateLimitMiddleware:
         else:
             client = scope.get("client")
             who = "a:" + (client[0] if client else "unknown")
-        outcome = await self.limiter.hit(policy, who)
+        limiter = self.limiter
+        if limiter.local is not None:
+            outcome: tuple[int, int] | None = limiter.hit_now(policy, who)
+        else:
+            outcome = await limiter.hit(policy, who)
         if outcome is None:
             await self.app(scope, receive, send)
             return
