@@ -30,7 +30,7 @@ from tenantry.kit.middleware import BodyLimitMiddleware, RequestContextMiddlewar
 from tenantry.kit.migrations import resolve_database_url
 from tenantry.kit.redis import RedisHealth
 from tenantry.kit.redis import make_client as make_redis
-from tenantry.kit.security import TokenCodec
+from tenantry.kit.security import TokenCodec, configure_password_hashing
 from tenantry.kit.state import PostgresStateStore, RedisStateStore, sweep_forever
 from tenantry.ops.router import router as ops_router
 from tenantry.tenants.router import router as tenants_router
@@ -141,6 +141,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         openapi_url="/openapi.json",
     )
     app.state.settings = settings
+    configure_password_hashing(settings)
     app.state.tokens = TokenCodec(
         settings.jwt_secret,
         settings.jwt_issuer,

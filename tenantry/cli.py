@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -29,8 +30,10 @@ def _database_url() -> str:
 async def _seed(url: str, *, only_if_empty: bool) -> int:
     from tenantry.demo import demo_tenants, has_data, seed_demo
     from tenantry.kit.db import Database, session_scope
+    from tenantry.kit.security import configure_password_hashing
 
     settings = get_settings()
+    configure_password_hashing(settings)
     db = Database(url, settings)
     try:
         async with session_scope(db.sessionmaker) as session:
@@ -136,6 +139,61 @@ def serve(
             from tenantry.kit import embedded
 
             embedded.stop_all()
+
+
+@cli.command()
+def bench(
+    scenario: Annotated[
+        list[str] | None, typer.Option("--scenario", "-s", help="Run only these (repeatable)")
+    ] = None,
+    duration: Annotated[float, typer.Option(help="Seconds per scenario run")] = 10,
+    warmup: Annotated[float, typer.Option(help="Warm-up seconds per scenario")] = 2,
+    repeat: Annotated[int, typer.Option(min=1, help="Interleaved rounds")] = 3,
+    locust: Annotated[
+        bool, typer.Option("--locust/--no-locust", help="Run the user scenario")
+    ] = True,
+    locust_duration: Annotated[float, typer.Option(help="Seconds per locust run")] = 20,
+    locust_users: Annotated[int, typer.Option(help="Concurrent locust users")] = 100,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Benchmark against this PostgreSQL (default: DATABASE_URL, else embedded)"
+        ),
+    ] = None,
+    redis_url: Annotated[
+        str | None, typer.Option(help="Redis for the server (default: REDIS_URL)")
+    ] = None,
+    profile: Annotated[
+        str | None, typer.Option(help="Profile the server under this scenario with py-spy")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Results directory (default bench/results)")
+    ] = None,
+) -> None:
+    """Benchmark: start a server, seed, warm up, run the scenarios, report (bench/README.md)."""
+    from bench.runner import Options, run
+
+    options = Options(
+        scenarios=scenario,
+        duration_s=duration,
+        warmup_s=warmup,
+        repeat=repeat,
+        locust=locust,
+        locust_duration_s=locust_duration,
+        locust_users=locust_users,
+        database_url=database_url,
+        redis_url=redis_url,
+        profile=profile,
+    )
+    if out is not None:
+        options.out_dir = out
+    data = run(options)
+    failed = [s["name"] for s in data["scenarios"] if s["failed"]]
+    if data.get("locust") and data["locust"]["failed"]:
+        failed.append(data["locust"]["name"])
+    if failed:
+        console.print(f"[red]Runs with errors or non-2xx answers: {', '.join(failed)}")
+        raise typer.Exit(1)
 
 
 def main() -> None:

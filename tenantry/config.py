@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(10, ge=0)
     db_pool_timeout: float = Field(30, gt=0)
     db_pool_recycle: int = Field(3600, ge=-1)
+    # "idle": ping connections that sat idle DB_POOL_PING_IDLE_S or more (see kit/db.py);
+    # "always": SQLAlchemy's ping on every checkout; "never".
+    db_pool_pre_ping: Literal["idle", "always", "never"] = "idle"
+    db_pool_ping_idle_s: float = Field(10, ge=0)
     db_echo: bool = False
 
     redis_url: str | None = None
@@ -90,6 +94,11 @@ class Settings(BaseSettings):
     jwt_issuer: str = "tenantry"
     jwt_audience: str = "tenantry-api"
     access_token_ttl_s: int = Field(3600, ge=60)
+
+    # Password hashing (argon2id); defaults are OWASP's minimum, see kit/security.py.
+    argon2_time_cost: int = Field(2, ge=1)
+    argon2_memory_kib: int = Field(19_456, ge=8_192)
+    argon2_parallelism: int = Field(1, ge=1)
 
     # HTTP.
     expose_query_count: bool = False

@@ -19,7 +19,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tenantry.app import create_app
 from tenantry.config import Settings
-from tenantry.kit.db import Database, count_queries, plain_url, session_scope
+from tenantry.kit.db import (
+    Database,
+    Reader,
+    count_queries,
+    make_sessionmaker,
+    plain_url,
+    session_scope,
+)
 from tenantry.kit.migrations import upgrade
 from tenantry.kit.tenancy import TenantScope
 from tenantry.tenants import service as tenants
@@ -90,18 +97,14 @@ async def session_factory(database: Database) -> AsyncIterator[async_sessionmake
     is rolled back at the end: request-scope commits only release savepoints."""
     async with database.engine.connect() as conn:
         outer = await conn.begin()
-        factory = async_sessionmaker(
-            bind=conn,
-            expire_on_commit=False,
-            autoflush=False,
-            join_transaction_mode="create_savepoint",
-        )
-        original = database.sessionmaker
-        database.sessionmaker = factory
+        reader = Reader.bound(conn)
+        factory = make_sessionmaker(conn, reader, join_transaction_mode="create_savepoint")
+        original = database.sessionmaker, database.reader
+        database.sessionmaker, database.reader = factory, reader
         try:
             yield factory
         finally:
-            database.sessionmaker = original
+            database.sessionmaker, database.reader = original
             await outer.rollback()
 
 

@@ -169,3 +169,22 @@ async def test_login_records_last_login(world: World) -> None:
     r = await world.client.get("/api/v1/users", headers=owner.headers)
     me = next(u for u in r.json()["items"] if u["id"] == str(owner.id))
     assert me["last_login_at"] is not None
+
+
+async def test_old_hash_parameters_are_upgraded_at_login(world: World) -> None:
+    from argon2 import PasswordHasher
+    from sqlalchemy import select, update
+
+    from tenantry.users.models import User
+
+    acct = await world.user(await world.tenant(), login=False)
+    heavy = PasswordHasher(time_cost=3, memory_cost=65_536, parallelism=4).hash(PASSWORD)
+    await world.session.execute(update(User).where(User.id == acct.id).values(password_hash=heavy))
+    await world.session.commit()
+    await world.login(acct.email)
+    stored = (
+        await world.session.execute(select(User.password_hash).where(User.id == acct.id))
+    ).scalar_one()
+    assert stored != heavy
+    assert "m=19456,t=2,p=1" in stored
+    await world.login(acct.email)  # and the new hash verifies

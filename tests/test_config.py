@@ -61,7 +61,6 @@ def test_pool_settings_reach_the_engine() -> None:
     assert pool.size() == 7  # type: ignore[attr-defined]
     assert pool._max_overflow == 3  # type: ignore[attr-defined]
     assert pool._timeout == 12  # type: ignore[attr-defined]
-    assert pool._pre_ping is True
 
 
 def test_production_refuses_the_default_api_key_secret() -> None:

@@ -18,12 +18,27 @@ import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from tenantry.config import Settings
 from tenantry.kit.cache import CacheSpec, NamedCache
 
-_hasher = PasswordHasher()
+# argon2id at OWASP's recommended minimum (m=19 MiB, t=2, p=1): about 25 ms of one core here.
+# RFC 9106's heavier profile (64 MiB, t=3, p=4) costs ~250 ms of CPU per login on a server
+# pinned to one core, which turns login into an easy denial of service. Settings can raise it;
+# hashes made with other parameters are upgraded at the next successful login.
+_hasher = PasswordHasher(time_cost=2, memory_cost=19_456, parallelism=1)
 # A real hash of a random password: verifying an unknown email against it costs the same as a
 # wrong password, so response time does not tell whether an account exists.
 _DUMMY_HASH = _hasher.hash(uuid.uuid4().hex)
+
+
+def configure_password_hashing(settings: Settings) -> None:
+    """Use the parameters from settings (the app, the CLI and the seeders call this)."""
+    global _hasher, _DUMMY_HASH
+    wanted = (settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism)
+    if (_hasher.time_cost, _hasher.memory_cost, _hasher.parallelism) == wanted:
+        return
+    _hasher = PasswordHasher(time_cost=wanted[0], memory_cost=wanted[1], parallelism=wanted[2])
+    _DUMMY_HASH = _hasher.hash(uuid.uuid4().hex)
 
 
 async def hash_password(password: str) -> str:

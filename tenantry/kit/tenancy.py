@@ -12,10 +12,11 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
+from tenantry.kit.db import LeanQuery, reader_of
 from tenantry.kit.models import Base, TenantOwned
 
 
@@ -43,6 +44,28 @@ class TenantRepository(Generic[M]):
     def tenant_filter(self, model: type[Any] | None = None) -> ColumnElement[bool]:
         column: Any = getattr(model or self.model, "tenant_id")  # noqa: B009 - typed as Any
         return column == self.scope.tenant_id  # type: ignore[no-any-return]
+
+    @classmethod
+    def lean(cls, *columns: Any) -> Select[Any]:
+        """A statement for the lean read path (`LeanQuery.of(...)`, built once at import),
+        scoped by a `tenant_id` parameter that `read_one`/`read_all` always fill in."""
+        tenant_column: Any = getattr(cls.model, "tenant_id")  # noqa: B009
+        return select(*columns).where(tenant_column == bindparam("tenant_id"))
+
+    async def read_one(self, query: LeanQuery, **params: Any) -> Any | None:
+        return await reader_of(self.session).one_in(
+            self.session, query, **self._scoped(query, params)
+        )
+
+    async def read_all(self, query: LeanQuery, **params: Any) -> list[Any]:
+        return await reader_of(self.session).all_in(
+            self.session, query, **self._scoped(query, params)
+        )
+
+    def _scoped(self, query: LeanQuery, params: dict[str, Any]) -> dict[str, Any]:
+        if "tenant_id" not in query.names:
+            raise ValueError("a tenant repository's lean query must filter by tenant_id")
+        return {**params, "tenant_id": self.scope.tenant_id}
 
     def select(self, *columns: Any) -> Select[Any]:
         """`SELECT ... FROM <model> WHERE tenant_id = :scope`; columns default to the entity."""

@@ -3,8 +3,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 
+from tenantry.kit.db import LeanQuery
 from tenantry.kit.tenancy import TenantRepository
 from tenantry.tenants.models import Tenant
 from tenantry.users.models import User
@@ -13,20 +14,14 @@ from tenantry.users.models import User
 class UserRepository(TenantRepository[User]):
     model = User
 
-    async def page(self, *, offset: int, limit: int) -> tuple[list[User], int]:
+    async def page(self, *, offset: int, limit: int) -> tuple[list[Any], int]:
         """One query: the page, with the total from a window count over the same filter."""
-        stmt = (
-            self.select(User, func.count().over().label("total"))
-            .order_by(User.id)
-            .offset(offset)
-            .limit(limit)
-        )
-        rows = (await self.session.execute(stmt)).all()
+        rows = await self.read_all(_PAGE, offset=offset, limit=limit)
         if rows:
-            return [r[0] for r in rows], int(rows[0].total)
+            return rows, int(rows[0]["total"])
         # Past the last page the window has no row to ride on; count alone.
-        total = (await self.session.execute(self.select(func.count()))).scalar_one()
-        return [], int(total)
+        total = await self.read_one(_COUNT)
+        return [], int(total["n"]) if total else 0
 
     async def bump_token_version(self, user_id: uuid.UUID) -> None:
         await self.session.execute(
@@ -34,6 +29,25 @@ class UserRepository(TenantRepository[User]):
             .where(self.tenant_filter(), User.id == user_id)
             .values(token_version=User.token_version + 1)
         )
+
+
+_LIST_COLUMNS = (
+    User.id,
+    User.email,
+    User.full_name,
+    User.role,
+    User.account_type,
+    User.is_active,
+    User.last_login_at,
+    User.created_at,
+)
+_PAGE = LeanQuery.of(
+    UserRepository.lean(*_LIST_COLUMNS, func.count().over().label("total"))
+    .order_by(User.id)
+    .offset(bindparam("offset"))
+    .limit(bindparam("limit"))
+)
+_COUNT = LeanQuery.of(UserRepository.lean(func.count().label("n")))
 
 
 class UserDirectory:

@@ -53,7 +53,7 @@ async def list_users(
         offset=(page - 1) * per_page, limit=per_page
     )
     return UserPage(
-        items=[UserOut.model_validate(u) for u in users],
+        items=[UserOut.model_validate(dict(u)) for u in users],
         total=total,
         page=page,
         per_page=per_page,

@@ -1,0 +1,1 @@
+"""Tenantry's benchmark and load-test harness (`tenantry bench`; see bench/README.md)."""

@@ -1,0 +1,57 @@
+"""User scenarios for locust, runnable on their own:
+
+    locust -f bench/locustfile.py --host http://127.0.0.1:8000
+
+`tenantry bench` runs them headless with 100 users and reports locust's CPU beside the
+results. Set BENCH_TOKEN to reuse a token; otherwise each user logs in once at start
+(BENCH_EMAIL / BENCH_PASSWORD, default the demo owner of acme).
+
+The seeds' own load tests (onboarding wizard, sync API) join this file with the issues that
+build their endpoints.
+"""
+
+from __future__ import annotations
+
+import os
+
+from locust import FastHttpUser, between, task
+
+
+class _Authenticated(FastHttpUser):
+    abstract = True
+    auth: dict[str, str]
+
+    def on_start(self) -> None:
+        token = os.environ.get("BENCH_TOKEN")
+        if not token:
+            r = self.client.post(
+                "/api/v1/auth/login",
+                json={
+                    "email": os.environ.get("BENCH_EMAIL", "owner@acme.example"),
+                    "password": os.environ.get("BENCH_PASSWORD", "tenantry-demo"),
+                },
+            )
+            token = r.json()["access_token"]
+        self.auth = {"Authorization": f"Bearer {token}"}
+
+
+class TeamUser(_Authenticated):
+    """A company member working in the app: profile, settings, the team list."""
+
+    wait_time = between(1, 3)
+
+    @task(4)
+    def me(self) -> None:
+        self.client.get("/api/v1/users/me", headers=self.auth)
+
+    @task(2)
+    def settings(self) -> None:
+        self.client.get("/api/v1/tenant/settings", headers=self.auth)
+
+    @task(2)
+    def tenant(self) -> None:
+        self.client.get("/api/v1/tenant", headers=self.auth)
+
+    @task(2)
+    def team(self) -> None:
+        self.client.get("/api/v1/users?per_page=20", headers=self.auth)

@@ -1,0 +1,185 @@
+"""The benchmark's scenarios. Adding one is a few lines: a name, the request(s), a target.
+
+`auth` names a seeded login whose bearer token the requests carry. Targets come from
+DESIGN.md: `min_ratio` is throughput as a fraction of the bare-FastAPI floor measured in the
+same round; `max_queries` is database statements per request; `max_p95_ms` a latency bound.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Request:
+    path: str
+    method: str = "GET"
+    body: dict[str, object] | None = None
+    weight: int = 1
+
+
+@dataclass(frozen=True)
+class Target:
+    min_ratio: float | None = None
+    max_queries: float | None = None
+    max_p95_ms: float | None = None
+    min_rps: float | None = None
+
+    def describe(self) -> str:
+        parts = []
+        if self.min_ratio is not None:
+            parts.append(f"≥{self.min_ratio:.2f}× floor")
+        if self.max_queries is not None:
+            parts.append(f"≤{self.max_queries:g} q/req")
+        if self.max_p95_ms is not None:
+            parts.append(f"p95<{self.max_p95_ms:g} ms")
+        if self.min_rps is not None:
+            parts.append(f">{self.min_rps:g} req/s")
+        return ", ".join(parts) or "-"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    requests: tuple[Request, ...]
+    target: Target = field(default_factory=Target)
+    auth: str | None = None
+    connections: int = 50
+    floor: bool = False
+    note: str = ""
+
+    def lua(self, token: str | None, password: str) -> str:
+        """A wrk script: rotate through the weighted requests, report JSON when done."""
+        entries = []
+        for req in self.requests:
+            headers = {"Accept": "application/json"}
+            if token:
+                headers["Authorization"] = f"Bearer {token}"
+            body = "nil"
+            if req.body is not None:
+                headers["Content-Type"] = "application/json"
+                body = _lua_string(json.dumps(req.body).replace("{password}", password))
+            hdrs = ", ".join(f"[{_lua_string(k)}] = {_lua_string(v)}" for k, v in headers.items())
+            for _ in range(req.weight):
+                entries.append(
+                    f"wrk.format({_lua_string(req.method)}, {_lua_string(req.path)}, "
+                    f"{{{hdrs}}}, {body})"
+                )
+        requests = ",\n  ".join(entries)
+        return LUA_TEMPLATE.replace("__REQUESTS__", requests)
+
+
+def _lua_string(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+LUA_TEMPLATE = """
+local requests = {}
+local counter = 0
+init = function(args)
+  requests = {
+  __REQUESTS__
+  }
+end
+request = function()
+  counter = counter + 1
+  return requests[(counter % #requests) + 1]
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH_JSON {"requests":%d,"duration_us":%d,"bytes":%d,' ..
+    '"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d},' ..
+    '"latency_us":{"p50":%d,"p90":%d,"p95":%d,"p99":%d,"max":%d,"mean":%.1f}}\\n',
+    summary.requests, summary.duration, summary.bytes,
+    e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(95),
+    latency:percentile(99), latency.max, latency.mean))
+end
+"""
+
+OWNER = "owner@acme.example"
+FLOOR_FASTAPI = "floor-fastapi"
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario(
+        "floor-starlette",
+        (Request("/__floor/starlette"),),
+        floor=True,
+        note="bare Starlette route: the framework's ceiling",
+    ),
+    Scenario(
+        FLOOR_FASTAPI,
+        (Request("/__floor/fastapi"),),
+        floor=True,
+        note="bare FastAPI route: no middleware, database or auth",
+    ),
+    Scenario(
+        "healthz",
+        (Request("/healthz"),),
+        Target(min_ratio=0.85, max_queries=0),
+        note="the full middleware stack around a trivial route",
+    ),
+    Scenario(
+        "login",
+        (Request("/api/v1/auth/login", "POST", {"email": OWNER, "password": "{password}"}),),
+        Target(max_queries=2),
+        connections=8,
+        note="argon2 verify per request (CPU-bound by design)",
+    ),
+    Scenario(
+        "users-me-warm",
+        (Request("/api/v1/users/me"),),
+        Target(min_ratio=0.70, max_queries=0),
+        auth=OWNER,
+        note="warm auth: token and principal cached",
+    ),
+    Scenario(
+        "users-me-cold",
+        (Request("/__cold/api/v1/users/me"),),
+        Target(max_queries=1),
+        auth=OWNER,
+        note="caches cleared before every request",
+    ),
+    Scenario(
+        "users-list",
+        (Request("/api/v1/users?per_page=20"),),
+        Target(min_ratio=0.30, max_queries=1),
+        auth=OWNER,
+        note="page of 20 of 200 users, total by window count",
+    ),
+    Scenario(
+        "tenant-settings",
+        (Request("/api/v1/tenant/settings"),),
+        Target(min_ratio=0.70, max_queries=0),
+        auth=OWNER,
+        note="cached per DESIGN (10 min)",
+    ),
+    Scenario(
+        "mixed-100",
+        (
+            Request("/api/v1/users/me", weight=4),
+            Request("/api/v1/tenant/settings", weight=2),
+            Request("/api/v1/tenant", weight=2),
+            Request("/api/v1/users?per_page=20", weight=2),
+        ),
+        Target(max_p95_ms=50, min_rps=1000),
+        auth=OWNER,
+        connections=100,
+        note="100 concurrent clients over the endpoints that exist",
+    ),
+)
+
+
+def by_name(names: list[str] | None) -> list[Scenario]:
+    if not names:
+        return list(SCENARIOS)
+    known = {s.name: s for s in SCENARIOS}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise SystemExit(f"unknown scenario(s) {unknown}; known: {sorted(known)}")
+    wanted = [known[n] for n in names]
+    if FLOOR_FASTAPI not in names:  # every ratio needs the floor of its own round
+        wanted.insert(0, known[FLOOR_FASTAPI])
+    return wanted
