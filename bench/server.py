@@ -49,8 +49,7 @@ def _starlette_floor() -> Starlette:
 
 def _clear_caches(app: Any) -> None:
     """Empty this process's caches (L1). With Redis, a cold request is then an L2 hit."""
-    for cache in app.state.caches:
-        cache.drop_local(None)
+    app.state.caches.clear_local()
 
 
 class BenchServer:

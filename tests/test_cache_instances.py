@@ -151,17 +151,42 @@ async def test_with_redis_a_second_instance_is_warm_from_the_l2(
         assert from_l2.json() == cold.json()
 
 
+class GatedReader:
+    """The app's lean reader, holding every read until the test opens the gate."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.gate = asyncio.Event()
+        self.calls = 0
+
+    async def one(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        await self.gate.wait()
+        return await self.inner.one(*args, **kwargs)
+
+
 async def test_a_hundred_concurrent_cold_requests_make_one_principal_query(
-    world: World, app: Any
+    world: World, app: Any, database: Database
 ) -> None:
     member = await world.user(await world.tenant())
     principal = app.state.caches.get("principal")
     before = principal.stats()
-    responses = await asyncio.gather(
-        *(world.client.get(ME, headers=member.headers) for _ in range(100))
-    )
+    gated = GatedReader(database.reader)
+    database.reader = gated  # type: ignore[assignment]
+    try:
+        requests = asyncio.gather(
+            *(world.client.get(ME, headers=member.headers) for _ in range(100))
+        )
+
+        async def all_waiting() -> bool:
+            return bool(principal.stats().misses - before.misses == 100)
+
+        await eventually(all_waiting)  # every request missed while the one load is held
+        gated.gate.set()
+        responses = await requests
+    finally:
+        database.reader = gated.inner
     assert {r.status_code for r in responses} == {200}
-    after = principal.stats()
-    assert after.misses - before.misses == 100  # all of them missed at once...
-    assert after.loads - before.loads == 1  # ...and waited for a single load
+    assert gated.calls == 1
+    assert principal.stats().loads - before.loads == 1
     assert sum(queries(r) for r in responses) == 1

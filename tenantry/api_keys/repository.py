@@ -4,10 +4,11 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.api_keys.models import ApiKey
+from tenantry.kit.db import LeanQuery, Reader
 from tenantry.kit.tenancy import TenantRepository
 
 
@@ -35,21 +36,26 @@ _RECORD_USAGE = text(
 )
 
 
-class ApiKeyLookup:
-    """Platform-wide: a presented key is found by its hash before its tenant is known."""
+_BY_HASH = LeanQuery.of(
+    select(
+        ApiKey.id,
+        ApiKey.tenant_id,
+        ApiKey.created_by.label("user_id"),
+        ApiKey.role,
+        ApiKey.expires_at,
+    ).where(ApiKey.key_hash == bindparam("key_hash"))
+)
 
+
+async def read_grant(reader: Reader, key_hash: str) -> dict[str, Any] | None:
+    """Platform-wide: a presented key is found by its hash before its tenant is known."""
+    row = await reader.one(_BY_HASH, key_hash=key_hash)
+    return dict(row) if row is not None else None
+
+
+class ApiKeyLookup:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-
-    async def by_hash(self, key_hash: str) -> Any | None:
-        stmt = select(
-            ApiKey.id,
-            ApiKey.tenant_id,
-            ApiKey.created_by.label("user_id"),
-            ApiKey.role,
-            ApiKey.expires_at,
-        ).where(ApiKey.key_hash == key_hash)
-        return (await self.session.execute(stmt)).one_or_none()
 
     async def record_usage(self, seen: dict[uuid.UUID, datetime]) -> None:
         """One statement for every key used since the last flush."""

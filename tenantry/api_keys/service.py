@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.api_keys.models import ApiKey
-from tenantry.api_keys.repository import ApiKeyLookup, ApiKeyRepository
+from tenantry.api_keys.repository import ApiKeyLookup, ApiKeyRepository, read_grant
 from tenantry.api_keys.schemas import ApiKeyCreate, ApiKeyOut, ApiKeyPage
 from tenantry.auth import service as auth
 from tenantry.auth.principal import ROLE_RANK, Principal
@@ -152,9 +152,8 @@ async def authenticate(
     key_hash = hash_key(secret, key)
 
     async def load() -> ApiKeyGrant | None:
-        async with db.sessionmaker() as session:
-            row = await ApiKeyLookup(session).by_hash(key_hash)
-        return ApiKeyGrant(**row._mapping) if row is not None else None
+        row = await read_grant(db.reader, key_hash)
+        return ApiKeyGrant(**row) if row is not None else None
 
     grant = await caches.cache(API_KEY_CACHE).get_or_load(key_hash, load)
     if grant is None:

@@ -1,5 +1,6 @@
 """Auth's queries: the narrow login lookup and the principal projection. Core statements, not
-ORM entities: these run on every login and every cold authenticated request."""
+ORM entities: these run on every login and every cold authenticated request (the principal on
+the lean path: no session, no transaction)."""
 
 from __future__ import annotations
 
@@ -39,12 +40,13 @@ _PRINCIPAL = LeanQuery.of(
 )
 
 
-async def load_principal(
+async def read_principal(
     reader: Reader, user_id: uuid.UUID, tenant_id: uuid.UUID
 ) -> Principal | None:
-    """Committed data, on a pooled connection, outside any transaction (the cache loader)."""
+    """The principal projection on the lean path: one statement, no transaction, committed
+    data only (what a cache may be filled from)."""
     row = await reader.one(_PRINCIPAL, user_id=user_id, tenant_id=tenant_id)
-    return Principal(**row) if row is not None else None
+    return Principal(**dict(row)) if row is not None else None
 
 
 class AuthRepository:

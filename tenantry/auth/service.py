@@ -13,7 +13,7 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.auth.principal import Principal
-from tenantry.auth.repository import AuthRepository, load_principal
+from tenantry.auth.repository import AuthRepository, read_principal
 from tenantry.kit.cache import Caches, CacheSpec, invalidate_on_commit
 from tenantry.kit.db import Database
 from tenantry.kit.errors import Unauthorized
@@ -54,10 +54,10 @@ async def cached_principal(
     db: Database, caches: Caches, tenant_id: uuid.UUID, user_id: uuid.UUID
 ) -> Principal | None:
     """The principal projection, from the cache or one lean query on a connection of its own
-    (committed data only, no transaction; the request's session stays untouched)."""
+    (committed data only; the request's session stays untouched)."""
 
     async def load() -> Principal | None:
-        return await load_principal(db.reader, user_id, tenant_id)
+        return await read_principal(db.reader, user_id, tenant_id)
 
     return await caches.cache(PRINCIPAL_CACHE).get_or_load(principal_key(tenant_id, user_id), load)
 

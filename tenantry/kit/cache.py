@@ -357,6 +357,11 @@ class Caches:
         if self.bus is not None and not await self.bus.send(events, self._messages(events)):
             self._remember(events)
 
+    def clear_local(self) -> None:
+        """Empty every cache of this process only (the benchmark's cold scenarios)."""
+        for cache in self._caches.values():
+            cache.drop_local(None)
+
     def apply(self, events: Iterable[Event]) -> None:
         for name, key in events:
             cache = self._caches.get(name)
@@ -375,8 +380,7 @@ class Caches:
     async def on_reconnect(self) -> None:
         """The bus was down: messages may have been missed, so forget everything here and
         replay what this instance failed to send."""
-        for cache in self._caches.values():
-            cache.drop_local(None)
+        self.clear_local()
         if self._failed and self.bus is not None:
             failed, self._failed = self._failed, []
             if not await self.bus.send(failed, self._messages(failed)):

@@ -45,8 +45,8 @@ async def readyz(request: Request) -> Health | Response:
     if redis is not None:
         try:
             async with asyncio.timeout(2):
-                await redis.ping()
-            checks["redis"] = "ok"
+                pong = await redis.ping()
+            checks["redis"] = "ok" if pong is True else "unavailable: no PONG"
         except Exception as exc:  # unreachable, timed out, refused: all "not ready"
             checks["redis"] = f"unavailable: {type(exc).__name__}"
     if all(v == "ok" for v in checks.values()):
