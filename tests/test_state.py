@@ -22,7 +22,9 @@ from tenantry.kit.state import (
     StateEntry,
     StateStore,
     StateUnavailable,
+    sweep_forever,
 )
+from tests.test_cache_instances import eventually
 
 
 class Clock:
@@ -164,3 +166,24 @@ async def test_an_unreachable_redis_is_a_503_not_a_500() -> None:
         assert health.errors == 1
     finally:
         await client.aclose()
+
+
+async def test_the_background_sweep_deletes_expired_rows(committed_db: Database) -> None:
+    clock = Clock()
+    store = PostgresStateStore(committed_db, clock=clock)
+    ns = _ns()
+    await store.put(ns, "old", 1, ttl_s=1)
+    clock.now += timedelta(seconds=2)
+    sweeper = asyncio.create_task(sweep_forever(store, 0.01))
+    try:
+
+        async def swept() -> bool:
+            async with committed_db.sessionmaker() as s:
+                left = await s.scalar(
+                    select(func.count()).select_from(StateEntry).where(StateEntry.namespace == ns)
+                )
+            return left == 0
+
+        await eventually(swept)
+    finally:
+        sweeper.cancel()
