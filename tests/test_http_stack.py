@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import gzip
 import uuid
+import zlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 from sqlalchemy import text
+from starlette.responses import StreamingResponse
 
 from tenantry.config import Settings
 from tenantry.kit.db import Database, plain_url
@@ -116,6 +119,28 @@ async def test_gzip_is_valid_when_read_raw(client: httpx.AsyncClient) -> None:
     assert int(r.headers["content-length"]) == len(compressed)
 
 
+async def test_streamed_response_is_gzipped_chunk_by_chunk(
+    settings: Settings, database: Database
+) -> None:
+    app = make_app(settings, database)
+    chunks = [bytes([65 + i]) * 700 for i in range(5)]
+
+    @app.get("/test/stream")
+    async def stream() -> StreamingResponse:
+        async def body() -> AsyncIterator[bytes]:
+            for chunk in chunks:
+                yield chunk
+
+        return StreamingResponse(body(), media_type="text/plain")
+
+    gzipped = {"Accept-Encoding": "gzip"}
+    async with client_for(app) as c, c.stream("GET", "/test/stream", headers=gzipped) as r:
+        raw = b"".join([part async for part in r.aiter_raw()])
+    assert r.headers["content-encoding"] == "gzip"
+    assert "content-length" not in r.headers
+    assert zlib.decompress(raw, 16 + zlib.MAX_WBITS) == b"".join(chunks)
+
+
 # --- request timeout ---------------------------------------------------------------------------
 
 
@@ -173,6 +198,25 @@ async def test_timeout_is_504_and_leaves_no_partial_write(
         assert running == 0
     finally:
         await conn.close()
+
+
+async def test_a_response_already_started_is_cut_not_turned_into_a_504(
+    settings: Settings, database: Database
+) -> None:
+    app = make_app(settings, database, request_timeout_s=0.3)
+
+    @app.get("/test/slow-stream")
+    async def slow_stream() -> StreamingResponse:
+        async def body() -> AsyncIterator[bytes]:
+            yield b"first part\n"
+            await asyncio.sleep(5)
+            yield b"never sent\n"
+
+        return StreamingResponse(body(), media_type="text/plain")
+
+    async with client_for(app) as c:
+        with pytest.raises(TimeoutError, match="response had started"):
+            await c.get("/test/slow-stream")
 
 
 async def test_a_fast_request_is_not_cut(settings: Settings, database: Database) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -170,6 +171,24 @@ async def test_two_instances_share_counts_in_redis(
         assert 0 < await client.ttl(keys[0]) <= 60
     finally:
         await client.aclose()
+
+
+async def test_concurrent_requests_share_one_round_trip_and_count_exactly(
+    settings: Settings, database: Database, redis_available: str, redis_prefix: str
+) -> None:
+    app = make_app(
+        settings,
+        database,
+        redis_url=redis_available,
+        rate_limit_key_prefix=redis_prefix,
+        rate_limit_default="5/minute",
+    )
+    async with client_for(app, lifespan=True) as c:
+        responses = await asyncio.gather(*(c.get(ME) for _ in range(8)))
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [401] * 5 + [429] * 3
+    remaining = sorted(_state(r)["r"] for r in responses if r.status_code == 401)
+    assert remaining == [0, 1, 2, 3, 4]  # each request got its own place in the count
 
 
 async def test_unreachable_redis_lets_requests_through(

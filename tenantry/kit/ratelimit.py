@@ -26,14 +26,16 @@ and a refused request gets a 429 problem document with `Retry-After`.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from limits import parse
 from limits.aio.storage import RedisStorage
 from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tenantry.kit.logging import get_logger
@@ -114,8 +116,15 @@ class WindowCounter:
 
 
 class RedisCounter:
-    """Counts in Redis through `limits`' storage (an atomic INCRBY + EXPIRE script, one round
-    trip), on the app's connection pool. Keys: `<prefix>:<policy>:<who>:<window number>`."""
+    """Counts in Redis with `limits`' atomic increment script (INCRBY, and EXPIRE on a new key),
+    on the app's connection pool. Keys: `<prefix>:<policy>:<who>:<window number>`.
+
+    Increments are coalesced: every request that needs a count in the same turn of the event
+    loop waits on one pipeline, and one principal's concurrent requests become one INCRBY of
+    their number. Ours, not one `limits` call per request, for cost: a redis-py command costs
+    110-160 µs of CPU (measured here), as much as the whole request; under load one round trip
+    now serves many requests.
+    """
 
     def __init__(self, client: Redis, key_prefix: str) -> None:
         self.storage = RedisStorage(
@@ -125,9 +134,51 @@ class RedisCounter:
             wrap_exceptions=True,
             connection_pool=client.connection_pool,  # type: ignore[arg-type]
         )
+        self.client = client
+        self.script = self.storage.bridge.lua_incr_expire  # type: ignore[attr-defined]
+        # (prefixed key, window seconds) -> the requests waiting for their count there
+        self._pending: dict[tuple[str, int], list[asyncio.Future[int]]] = {}
+        self._flushing: set[asyncio.Task[None]] = set()
 
     async def incr(self, key: str, window_s: int, window: int) -> int:
-        return await self.storage.incr(f"{key}:{window}", window_s)
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[int] = loop.create_future()
+        if not self._pending:
+            loop.call_soon(self._flush)
+        full_key = self.storage.bridge.prefixed_key(f"{key}:{window}")
+        self._pending.setdefault((full_key, window_s), []).append(waiter)
+        return await waiter
+
+    def _flush(self) -> None:
+        batch, self._pending = self._pending, {}
+        task = asyncio.ensure_future(self._send(batch))
+        self._flushing.add(task)
+        task.add_done_callback(self._flushing.discard)
+
+    async def _send(self, batch: dict[tuple[str, int], list[asyncio.Future[int]]]) -> None:
+        try:
+            try:
+                totals = await self._pipeline(batch)
+            except NoScriptError:  # Redis restarted or its scripts were flushed
+                await self.client.script_load(self.script.script)
+                totals = await self._pipeline(batch)
+        except Exception as exc:
+            for waiters in batch.values():
+                for waiter in waiters:
+                    if not waiter.done():
+                        waiter.set_exception(exc)
+            return
+        for waiters, total in zip(batch.values(), totals, strict=True):
+            first = int(total) - len(waiters)
+            for i, waiter in enumerate(waiters, 1):
+                if not waiter.done():  # a request cut meanwhile no longer waits
+                    waiter.set_result(first + i)
+
+    async def _pipeline(self, batch: dict[tuple[str, int], list[asyncio.Future[int]]]) -> list[Any]:
+        async with self.client.pipeline(transaction=False) as pipe:
+            for (key, window_s), waiters in batch.items():
+                pipe.evalsha(self.script.sha, 1, key, window_s, len(waiters))
+            return await pipe.execute()
 
 
 class RateLimiter:

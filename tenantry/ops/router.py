@@ -70,6 +70,8 @@ async def readyz(request: Request) -> Health | Response:
 async def metrics() -> Response:
     """Request counts, latencies, queries per request, pool use, caches and jobs; with several
     workers, every worker's. Meant for the scraper: keep it off the public network."""
-    # Off the event loop: in multiprocess mode this reads every worker's files.
-    body, media_type = await anyio.to_thread.run_sync(metrics_kit.render)
+    if metrics_kit.MULTIPROCESS:  # every worker's files: read them off the event loop
+        body, media_type = await anyio.to_thread.run_sync(metrics_kit.render)
+    else:  # this process's numbers, which the event loop updates: read them on it
+        body, media_type = metrics_kit.render()
     return Response(body, media_type=media_type)
