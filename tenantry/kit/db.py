@@ -173,7 +173,7 @@ def make_engine(
 
 @dataclass(frozen=True, slots=True)
 class LeanQuery:
-    """A Core statement compiled once, at import, to asyncpg's SQL (`$1` placeholders) with
+    """A Core statement compiled once, at import, to asyncpg's SQL (`$1` parameters) with
     the order of its parameters. Hot reads run it on the driver connection directly: a
     primary-key read costs ~190 µs of CPU this way against ~600 µs through an AsyncSession
     (DESIGN.md, "hot reads are lean"). Statements take their inputs as `bindparam("name")`."""
