@@ -220,7 +220,8 @@ def install_middleware(app: FastAPI, settings: Settings, limiter: RateLimiter) -
        deny, referrer policy; HSTS over HTTPS), request id/tenant/user bound to every log
        line, the access line or the slow-request WARNING. Outermost so that every response,
        even one cut short further in, carries the id and the security headers, and the timing
-       covers everything.
+       covers everything. (Issue 4 listed security headers and CORS innermost; there a 413,
+       429 or 504 would go out without them.)
     2. metrics (`kit.metrics.MetricsMiddleware`): counts 429s, 413s and 504s too.
     3. CORS (Starlette's, only when `CORS_ORIGINS` is set): outside the limiter and the
        timeout, so that a preflight is answered without spending the caller's quota and a
