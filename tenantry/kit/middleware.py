@@ -1,5 +1,6 @@
-"""Pure ASGI middleware (no BaseHTTPMiddleware: it costs a task and a queue per request and
-breaks contextvars). Order, outermost first, is set in one place: `tenantry.app.create_app`.
+"""Pure ASGI middleware (never Starlette's base HTTP middleware class: it costs a task and a
+queue per request and breaks contextvars). Order, outermost first, is set in one place:
+`tenantry.app.install_middleware`.
 
 Every layer here runs on every request, so each is written to allocate as little as it can:
 headers are scanned in the raw ASGI list, fixed header values are bytes made once, and a layer
