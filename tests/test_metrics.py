@@ -236,3 +236,21 @@ def test_multiprocess_mode_sums_every_process(metrics_dir: Any) -> None:
     # livesum drops a worker once it is marked dead (the lifespan's shutdown does it): the
     # second process was, the first was not
     assert samples[("tenantry_http_requests_in_flight", ())] == 2
+
+
+async def test_cache_lookups_reach_the_metrics(client: httpx.AsyncClient, world: World) -> None:
+    """The caches report to /metrics: a cold then a warm /users/me is a principal miss, then
+    a hit."""
+    owner = await world.user(await world.tenant(), "owner")
+    before = await metric_samples(client)
+    assert (await client.get("/api/v1/users/me", headers=owner.headers)).status_code == 200
+    assert (await client.get("/api/v1/users/me", headers=owner.headers)).status_code == 200
+    after = await metric_samples(client)
+    name = "tenantry_cache_requests_total"
+
+    def delta(result: str) -> float:
+        return sample_value(after, name, cache="principal", result=result) - sample_value(
+            before, name, cache="principal", result=result
+        )
+
+    assert (delta("miss"), delta("hit")) == (1, 1)

@@ -1,10 +1,8 @@
 """Named two-tier caches and their invalidation.
 
-Each cache has a name, a maximum size, a TTL and counters. L1 is in-process: cachetools'
-`TTLCache` (bounded LRU with a per-entry deadline); it is only touched from the event loop's
-thread, between awaits, so it needs no lock. With `REDIS_URL` an L2 in Redis sits behind it
-(`kit/cache_redis.py`). A miss is loaded once: concurrent callers for the same missing key
-wait for the one load in flight (no stampede).
+Each cache has a name, a maximum size, a TTL and counters. L1 is in-process
+(`kit/cache_l1.py`); with `REDIS_URL` an L2 in Redis sits behind it (`kit/cache_redis.py`). A
+miss is loaded once: concurrent callers for a missing key wait for the one load (no stampede).
 
 Invalidation reaches every instance. A service registers what its change makes stale with
 `invalidate_on_commit(session, cache, key)`; the request (or job) scope then, around its
@@ -14,10 +12,8 @@ between commit and publish), and after the commit it is applied locally, deleted
 published on Redis. A load that was in flight when its key was invalidated still answers its
 callers but is not stored: a cache is never filled from data that was about to change.
 
-Keys of tenant data always start with the tenant id.
-
-Written by hand (the glue): single-flight, the stale-load guard and the bus protocol. The LRU
-and TTL bookkeeping is cachetools'.
+Keys of tenant data always start with the tenant id. Written by hand (the glue): single-flight,
+the stale-load guard and the bus protocol; the LRU and TTL bookkeeping is cachetools'.
 """
 
 from __future__ import annotations
@@ -31,14 +27,14 @@ from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar, cast
 
 import orjson
-from cachetools import TTLCache
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from tenantry.kit.cache_l1 import CacheStats, Clock, Store
 
 log = logging.getLogger("tenantry.cache")
 
 V = TypeVar("V")
-Clock = Callable[[], float]
 # (cache name, key); a key of None stands for the whole cache.
 Event = tuple[str, str | None]
 
@@ -69,41 +65,6 @@ class CacheSpec(Generic[V]):
     ttl_s: float
     max_size: int
     value_type: type[V] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class CacheStats:
-    name: str
-    backend: str
-    size: int
-    max_size: int
-    ttl_s: float
-    hits: int
-    misses: int
-    hit_rate: float
-    loads: int
-    l2_hits: int
-    evictions: int
-    expirations: int
-
-
-class _Store(TTLCache[str, Any]):
-    """cachetools' TTLCache, counting LRU evictions and expirations."""
-
-    def __init__(self, maxsize: int, ttl: float, timer: Clock) -> None:
-        super().__init__(maxsize, ttl, timer=timer)
-        self.evictions = 0
-        self.expirations = 0
-
-    def popitem(self) -> tuple[str, Any]:
-        item = super().popitem()
-        self.evictions += 1
-        return item
-
-    def expire(self, time: float | None = None) -> list[tuple[str, Any]]:
-        expired = super().expire(time)
-        self.expirations += len(expired)
-        return expired
 
 
 class _LeaderGone(Exception):
@@ -140,7 +101,7 @@ class NamedCache(Generic[V]):
     def __init__(self, spec: CacheSpec[V], *, clock: Clock = time.monotonic) -> None:
         self.spec = spec
         self.name = spec.name
-        self._l1 = _Store(spec.max_size, spec.ttl_s, clock)
+        self._l1 = Store(spec.max_size, spec.ttl_s, clock, on_evict=self._evicted)
         self._adapter: TypeAdapter[V] | None = (
             TypeAdapter(spec.value_type) if spec.value_type is not None else None
         )
@@ -150,6 +111,24 @@ class NamedCache(Generic[V]):
         self.misses = 0
         self.loads = 0
         self.l2_hits = 0
+        # Metric hooks (kit.metrics.record_cache / record_cache_eviction), set by
+        # `Caches.observe`; kit.metrics imports the database kit, which imports this module.
+        self.on_lookup: Callable[[str, bool], None] | None = None
+        self.on_evict: Callable[[str, int], None] | None = None
+
+    def _hit(self) -> None:
+        self.hits += 1
+        if self.on_lookup is not None:
+            self.on_lookup(self.name, True)
+
+    def _miss(self) -> None:
+        self.misses += 1
+        if self.on_lookup is not None:
+            self.on_lookup(self.name, False)
+
+    def _evicted(self) -> None:
+        if self.on_evict is not None:
+            self.on_evict(self.name, 1)
 
     @property
     def shareable(self) -> bool:
@@ -163,9 +142,9 @@ class NamedCache(Generic[V]):
         """The L1 value, counted as a hit or a miss; never loads."""
         value = self._l1.get(key, _MISSING)
         if value is _MISSING:
-            self.misses += 1
+            self._miss()
             return None
-        self.hits += 1
+        self._hit()
         return cast(V, value)
 
     def put_local(self, key: str, value: V) -> None:
@@ -178,9 +157,9 @@ class NamedCache(Generic[V]):
         """The cached value, else L2's, else `loader()`'s (None is returned, not cached)."""
         value = self._l1.get(key, _MISSING)
         if value is not _MISSING:
-            self.hits += 1
+            self._hit()
             return cast(V, value)
-        self.misses += 1
+        self._miss()
         while (flight := self._inflight.get(key)) is not None:
             try:
                 # shield: a waiter that is cancelled must not cancel the others' load.
@@ -301,18 +280,30 @@ class Caches:
         self.l2: SecondTier | None = None
         self.bus: Bus | None = None
         self._failed: list[Event] = []
+        self._on_lookup: Callable[[str, bool], None] | None = None
+        self._on_evict: Callable[[str, int], None] | None = None
 
     def add(self, spec: CacheSpec[V]) -> NamedCache[V]:
         if spec.name in self._caches:
             raise ValueError(f"a cache named {spec.name!r} exists already")
         cache = NamedCache(spec, clock=self.clock)
         cache.l2 = self.l2 if cache.shareable else None
-        self._caches[spec.name] = cache
+        self.register(cache)
         return cache
 
     def register(self, cache: NamedCache[Any]) -> None:
-        """Adopt a cache made elsewhere (the token verifier's), for stats and clearing."""
+        """Adopt a cache (also one made elsewhere: the token verifier's) for stats, metrics and
+        clearing."""
+        cache.on_lookup, cache.on_evict = self._on_lookup, self._on_evict
         self._caches[cache.name] = cache
+
+    def observe(
+        self, on_lookup: Callable[[str, bool], None], on_evict: Callable[[str, int], None]
+    ) -> None:
+        """Report every cache's hits, misses and evictions to these hooks (the metrics)."""
+        self._on_lookup, self._on_evict = on_lookup, on_evict
+        for cache in self._caches.values():
+            cache.on_lookup, cache.on_evict = on_lookup, on_evict
 
     def cache(self, spec: CacheSpec[V]) -> NamedCache[V]:
         return cast(NamedCache[V], self._caches[spec.name])

@@ -282,10 +282,6 @@ class Database:
         self.read_engine = make_engine(read_url, settings) if read_url else self.engine
         self.reader = Reader(self.engine.connect)
         self.sessionmaker = make_sessionmaker(self.engine, self.reader)
-        self.read_sessionmaker = make_sessionmaker(
-            self.read_engine, Reader(self.read_engine.connect)
-        )
-        self.reader = Reader(self.engine.connect)
 
     async def dispose(self) -> None:
         await self.engine.dispose()

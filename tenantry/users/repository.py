@@ -1,9 +1,8 @@
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, func, select
 
 from tenantry.kit.db import LeanQuery
 from tenantry.kit.tenancy import TenantRepository
@@ -22,13 +21,6 @@ class UserRepository(TenantRepository[User]):
         # Past the last page the window has no row to ride on; count alone.
         total = await self.read_one(_COUNT)
         return [], int(total["n"]) if total else 0
-
-    async def bump_token_version(self, user_id: uuid.UUID) -> None:
-        await self.session.execute(
-            update(User)
-            .where(self.tenant_filter(), User.id == user_id)
-            .values(token_version=User.token_version + 1)
-        )
 
 
 _LIST_COLUMNS = (
