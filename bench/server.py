@@ -23,7 +23,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from tenantry.app import create_app
-from tenantry.kit.db import count_queries
+from tenantry.kit.context import count_queries
 
 FLOOR_BODY = {"status": "ok", "service": "tenantry", "floor": True}
 

@@ -13,7 +13,6 @@ from typing import Any
 import anyio
 import httpx
 from fastapi import APIRouter, FastAPI
-from starlette.middleware.cors import CORSMiddleware
 
 from tenantry import __version__
 from tenantry.admin.router import router as admin_router
@@ -28,15 +27,10 @@ from tenantry.kit.cache import Caches
 from tenantry.kit.cache_pg import PostgresBus
 from tenantry.kit.cache_redis import RedisTier
 from tenantry.kit.db import Database
-from tenantry.kit.gzip import GZipMiddleware
 from tenantry.kit.logging import configure_logging
-from tenantry.kit.middleware import (
-    BodyLimitMiddleware,
-    RequestContextMiddleware,
-    TimeoutMiddleware,
-)
+from tenantry.kit.middleware import EdgeMiddleware
 from tenantry.kit.migrations import resolve_database_url
-from tenantry.kit.ratelimit import Policy, RateLimiter, RateLimitMiddleware
+from tenantry.kit.ratelimit import Policy, RateLimiter
 from tenantry.kit.redis import RedisHealth
 from tenantry.kit.redis import make_client as make_redis
 from tenantry.kit.routes import RouteTemplates
@@ -214,56 +208,35 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
 
 
 def install_middleware(app: FastAPI, settings: Settings, limiter: RateLimiter) -> None:
-    """The middleware stack, the one place its order is written. Outermost first:
-
-    1. request context (`kit.middleware.RequestContextMiddleware`): X-Request-ID,
-       X-Process-Time, the query counter (X-DB-Queries), the security headers (nosniff, frame
-       deny, referrer policy; HSTS over HTTPS), request id/tenant/user bound to every log
-       line, the access line or the slow-request WARNING. Outermost so that every response,
-       even one cut short further in, carries the id and the security headers, and the timing
-       covers everything. (Issue 4 listed security headers and CORS innermost; there a 413,
-       429 or 504 would go out without them.)
-    2. metrics (`kit.metrics.MetricsMiddleware`): counts 429s, 413s and 504s too.
-    3. CORS (Starlette's, only when `CORS_ORIGINS` is set): outside the limiter and the
-       timeout, so that a preflight is answered without spending the caller's quota and a
-       429 or 504 still carries the CORS headers a browser needs to read it.
-    4. gzip (`kit.gzip.GZipMiddleware`): bodies over `GZIP_MIN_BYTES` when the client
-       accepts gzip, problem documents included.
-    5. request timeout (`TimeoutMiddleware`): 504 after `REQUEST_TIMEOUT_S`, the request's
-       transaction rolled back.
-    6. body size limit (`BodyLimitMiddleware`): 413 before the body is read.
-    7. rate limit (`kit.ratelimit.RateLimitMiddleware`): verifies the bearer token once and
-       stashes the claims (the decode-once contract, `kit.security`), then 429 past the route
-       class's limit; RateLimit-Policy and RateLimit headers on every limited response.
-
-    Starlette wraps in reverse order of `add_middleware`, hence the reversed calls below.
-    """
-    routes = RouteTemplates(app)
-    app.add_middleware(RateLimitMiddleware, limiter=limiter)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(TimeoutMiddleware, seconds=settings.request_timeout_s, routes=routes)
-    app.add_middleware(GZipMiddleware, min_bytes=settings.gzip_min_bytes, level=settings.gzip_level)
+    """The HTTP platform stack: one pure ASGI layer, `kit.middleware.EdgeMiddleware`, whose
+    docstring holds the order of its parts (request context, metrics, CORS, gzip, timeout,
+    body limit, rate limit) and why it is one layer."""
+    cors = None
     if settings.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
-            expose_headers=[
+        cors = {
+            "allow_origins": settings.cors_origins,
+            "allow_methods": ["GET", "POST", "PUT", "PATCH", "DELETE"],
+            "allow_headers": ["Authorization", "Content-Type", "X-Request-ID"],
+            "expose_headers": [
                 "X-Request-ID",
                 "Retry-After",
                 "RateLimit",
                 "RateLimit-Policy",
                 "Content-Encoding",
             ],
-            max_age=600,
-        )
-    app.add_middleware(metrics.MetricsMiddleware, routes=routes)
+            "max_age": 600,
+        }
     app.add_middleware(
-        RequestContextMiddleware,
-        routes=routes,
+        EdgeMiddleware,
+        routes=RouteTemplates(app),
+        limiter=limiter,
+        timeout_s=settings.request_timeout_s,
+        max_body_bytes=settings.max_body_bytes,
+        gzip_min_bytes=settings.gzip_min_bytes,
+        gzip_level=settings.gzip_level,
         expose_query_count=settings.expose_query_count,
         slow_request_ms=settings.slow_request_ms,
         access_log=settings.access_log,
         hsts_max_age_s=settings.hsts_max_age_s,
+        cors=cors,
     )

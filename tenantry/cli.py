@@ -138,7 +138,7 @@ def serve(
             loop="uvloop",
             http="httptools",
             # Logging is ours (kit/logging.py, set up by create_app in every worker), and so is
-            # the access log (RequestContextMiddleware).
+            # the access log (the edge middleware, `kit.middleware`).
             log_config=None,
             access_log=False,
             log_level=settings.log_level.lower(),

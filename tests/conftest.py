@@ -19,10 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tenantry.app import create_app
 from tenantry.config import Settings
+from tenantry.kit.context import count_queries
 from tenantry.kit.db import (
     Database,
     Reader,
-    count_queries,
     make_sessionmaker,
     plain_url,
     session_scope,

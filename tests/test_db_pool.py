@@ -7,7 +7,8 @@ from sqlalchemy import bindparam, select, text
 from sqlalchemy.exc import DBAPIError
 
 from tenantry.config import Settings
-from tenantry.kit.db import LeanQuery, Reader, count_queries, make_engine
+from tenantry.kit.context import count_queries
+from tenantry.kit.db import LeanQuery, Reader, make_engine
 from tenantry.tenants.models import Tenant
 from tests.conftest import World
 

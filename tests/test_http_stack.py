@@ -243,6 +243,34 @@ async def test_an_errors_own_timeout_is_not_a_504(settings: Settings, database: 
         assert_problem(await c.get("/test/own-timeout"), 500, "internal-error")
 
 
+async def test_each_app_cuts_by_its_own_deadline(settings: Settings, database: Database) -> None:
+    """Two apps in one process (as in these tests) share the in-flight registry: the one with
+    the short timeout cuts its own slow request, never the other app's."""
+    strict = make_app(settings, database, request_timeout_s=0.2)
+    patient = make_app(settings, database, request_timeout_s=30)
+    for app in (strict, patient):
+
+        @app.get("/test/nap")
+        async def nap() -> dict[str, bool]:
+            await asyncio.sleep(0.8)
+            return {"ok": True}
+
+    async with client_for(strict) as s, client_for(patient) as p:
+        cut, kept = await asyncio.gather(s.get("/test/nap"), p.get("/test/nap"))
+    assert_problem(cut, 504, "request-timeout")
+    assert kept.status_code == 200 and kept.json() == {"ok": True}
+
+
+async def test_concurrent_requests_count_their_own_queries(client: httpx.AsyncClient) -> None:
+    """Statements are counted for the request whose task ran them, not a neighbour's."""
+    paths = ("/readyz", "/healthz") * 3
+    responses = await asyncio.gather(*(client.get(path) for path in paths))
+    for path, response in zip(paths, responses, strict=True):
+        assert response.status_code == 200
+        queries = int(response.headers["x-db-queries"])
+        assert queries >= 1 if path == "/readyz" else queries == 0
+
+
 # --- order -------------------------------------------------------------------------------------
 
 

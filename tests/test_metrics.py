@@ -61,6 +61,18 @@ async def test_requests_counted_by_route_template_method_status(
     assert sample_value(after, one_or_more, route=route, le="0.0") == zero_before
 
 
+async def test_requests_without_queries_fill_the_zero_bucket(client: httpx.AsyncClient) -> None:
+    for _ in range(2):
+        assert (await client.get("/healthz")).status_code == 200
+    samples = await metric_samples(client)
+    count = sample_value(samples, "tenantry_db_queries_per_request_count", route="/healthz")
+    zero = sample_value(
+        samples, "tenantry_db_queries_per_request_bucket", route="/healthz", le="0.0"
+    )
+    assert count >= 2 and zero == count
+    assert sample_value(samples, "tenantry_db_queries_per_request_sum", route="/healthz") == 0
+
+
 async def test_in_flight_and_pool_gauges(client: httpx.AsyncClient) -> None:
     samples = await metric_samples(client)
     assert sample_value(samples, "tenantry_http_requests_in_flight") == 1  # the scrape itself

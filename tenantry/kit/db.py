@@ -6,11 +6,10 @@ engines, sessions, and `Reader`/`LeanQuery` for hot reads.
 
 from __future__ import annotations
 
-import contextvars
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import event
@@ -29,6 +28,7 @@ from sqlalchemy.sql.elements import ClauseElement
 
 from tenantry.config import Settings
 from tenantry.kit.cache import Caches, take_invalidations
+from tenantry.kit.context import record_statement
 
 ASYNC_DRIVER = "postgresql+asyncpg"
 
@@ -47,59 +47,7 @@ def plain_url(url: str | URL) -> str:
     return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-# --- query counting --------------------------------------------------------------------------
-# SQLAlchemy runs the DBAPI calls of an async session in a greenlet that shares the calling
-# task's contextvars, so a mutable counter set per request sees every statement of it.
-
-
-@dataclass(slots=True)
-class QueryCounter:
-    count: int = 0
-    statements: list[str] = field(default_factory=list)
-    keep_statements: bool = False
-    # An enclosing counter (a test's block around a request) sees the inner one's queries too.
-    parent: QueryCounter | None = None
-
-    def record(self, statement: str) -> None:
-        counter: QueryCounter | None = self
-        while counter is not None:
-            counter.count += 1
-            if counter.keep_statements:
-                counter.statements.append(statement)
-            counter = counter.parent
-
-
-_counter: contextvars.ContextVar[QueryCounter | None] = contextvars.ContextVar(
-    "tenantry_query_counter", default=None
-)
-
-
-def current_query_counter() -> QueryCounter | None:
-    return _counter.get()
-
-
-@contextmanager
-def count_queries(*, keep_statements: bool = False) -> Iterator[QueryCounter]:
-    counter = QueryCounter(keep_statements=keep_statements, parent=_counter.get())
-    token = _counter.set(counter)
-    try:
-        yield counter
-    finally:
-        _counter.reset(token)
-
-
-CounterToken = contextvars.Token[QueryCounter | None]
-
-
-def start_counting() -> tuple[QueryCounter, CounterToken]:
-    """`count_queries` for a per-request hot path, without the generator context manager's
-    cost: pair with `stop_counting` in a `finally`."""
-    counter = QueryCounter(parent=_counter.get())
-    return counter, _counter.set(counter)
-
-
-def stop_counting(token: CounterToken) -> None:
-    _counter.reset(token)
+# --- query counting: `kit.context` (per request, and `count_queries` blocks) ------------------
 
 
 # Transaction control is not a query: BEGIN/COMMIT never reach this hook, and savepoints (the
@@ -110,9 +58,8 @@ _TRANSACTION_CONTROL = ("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT
 def _on_cursor_execute(
     conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
 ) -> None:
-    counter = _counter.get()
-    if counter is not None and not statement.startswith(_TRANSACTION_CONTROL):
-        counter.record(statement)
+    if not statement.startswith(_TRANSACTION_CONTROL):
+        record_statement(statement)
 
 
 def instrument(engine: AsyncEngine) -> None:
@@ -228,9 +175,7 @@ class Reader:
     async def _run(
         self, method: str, query: LeanQuery, params: dict[str, Any], session: AsyncSession | None
     ) -> Any:
-        counter = _counter.get()
-        if counter is not None:
-            counter.record(query.sql)
+        record_statement(query.sql)
         args = query.args(params)
         if session is not None and session.in_transaction():
             # The request already holds a connection: read on it. Taking a second one from the

@@ -18,7 +18,6 @@ Hooks for the rest of the code: `record_cache(cache, hit)`, `record_cache_evicti
 from __future__ import annotations
 
 import os
-import time
 import weakref
 from bisect import bisect_left
 from collections.abc import Iterator
@@ -39,9 +38,9 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, M
 from prometheus_client.utils import floatToGoString
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
-from tenantry.kit.db import current_query_counter
+from tenantry.kit.context import inflight
 from tenantry.kit.routes import RouteTemplates
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -103,21 +102,11 @@ JOBS = Counter(
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
-class _InFlight:
-    """Requests in flight in this process. In one process the gauge reads this count when
-    scraped, so a request costs two integer additions instead of two locked gauge updates;
-    with several workers each one's count must be in its metrics file, so the gauge itself
-    is updated."""
-
-    __slots__ = ("count",)
-
-    def __init__(self) -> None:
-        self.count = 0
-
-
-_in_flight = _InFlight()
+# In one process the gauge reads the in-flight registry (`kit.context`) when scraped, so a
+# request costs nothing more; with several workers each one's count must be in its metrics
+# file, so the edge updates the gauge itself (`RequestMetrics.gauge`).
 if not MULTIPROCESS:
-    IN_FLIGHT.set_function(lambda: _in_flight.count)
+    IN_FLIGHT.set_function(lambda: len(inflight))
 
 
 class _Series:
@@ -132,6 +121,19 @@ class _Series:
         self.latency_sum = 0.0
         self.queries = [0] * (len(QUERY_BUCKETS) + 1)
         self.queries_sum = 0
+
+    def observe(self, elapsed: float, queries: int) -> None:
+        self.count += 1
+        self.latency[bisect_left(LATENCY_BUCKETS, elapsed)] += 1
+        self.latency_sum += elapsed
+        if queries:  # the requests with none are counted at collection: count minus the rest
+            self.queries[bisect_left(QUERY_BUCKETS, queries)] += 1
+            self.queries_sum += queries
+
+    def query_counts(self) -> list[int]:
+        counts = list(self.queries)
+        counts[0] = self.count - sum(counts[1:])
+        return counts
 
 
 def _cumulative(bounds: tuple[float, ...], counts: list[int]) -> list[tuple[str, float]]:
@@ -151,16 +153,11 @@ class HttpStats:
     def __init__(self) -> None:
         self.series: dict[tuple[str, str, int], _Series] = {}
 
-    def record(self, key: tuple[str, str, int], elapsed: float, queries: int | None) -> None:
+    def get(self, key: tuple[str, str, int]) -> _Series:
         series = self.series.get(key)
         if series is None:
             series = self.series[key] = _Series()
-        series.count += 1
-        series.latency[bisect_left(LATENCY_BUCKETS, elapsed)] += 1
-        series.latency_sum += elapsed
-        if queries is not None:
-            series.queries[bisect_left(QUERY_BUCKETS, queries)] += 1
-            series.queries_sum += queries
+        return series
 
     def describe(self) -> Iterator[Metric]:
         yield CounterMetricFamily("tenantry_http_requests", REQUESTS_HELP)
@@ -182,7 +179,7 @@ class HttpStats:
             )
             q_counts, q_total = queries.get(route, ([0] * len(series.queries), 0))
             queries[route] = (
-                [a + b for a, b in zip(q_counts, series.queries, strict=True)],
+                [a + b for a, b in zip(q_counts, series.query_counts(), strict=True)],
                 q_total + series.queries_sum,
             )
         yield requests
@@ -278,66 +275,60 @@ def process_exited(pid: int | None = None) -> None:
         multiprocess.mark_process_dead(pid or os.getpid())  # type: ignore[no-untyped-call]
 
 
-# --- middleware ------------------------------------------------------------------------------
+# --- per request (called by the edge middleware, `kit.middleware`) ---------------------------
 
 
-class MetricsMiddleware:
-    """Counts, times and measures every HTTP request, including the ones an inner layer cut
-    short (429, 413, 504): they are labelled by the route they were meant for."""
+class _Children:
+    """One (route, method, status) as prometheus-client children: several workers."""
 
-    def __init__(self, app: ASGIApp, *, routes: RouteTemplates) -> None:
-        self.app = app
+    __slots__ = ("latency", "queries", "requests")
+
+    def __init__(self, route: str, method: str, status: int) -> None:
+        self.requests = REQUESTS.labels(route, method, str(status))
+        self.latency = LATENCY.labels(route, method)
+        self.queries = DB_QUERIES.labels(route)
+
+    def observe(self, elapsed: float, queries: int) -> None:
+        self.requests.inc()
+        self.latency.observe(elapsed)
+        self.queries.observe(queries)
+
+
+class RequestMetrics:
+    """Counts, times and measures every answered request under its route template, the ones
+    the edge cut short (429, 413, 504) included.
+
+    A request finds its series by (route object, method, status) in one dict lookup; the
+    template is worked out only the first time. Short-cut responses have no route object, and
+    a route object included under two prefixes has no one template: those are matched by path
+    each time."""
+
+    def __init__(self, routes: RouteTemplates) -> None:
         self.routes = routes
-        # with several workers: (route, method, status) -> (requests, latency, queries) children
-        self._children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
-        self._gauge = IN_FLIGHT if MULTIPROCESS else None
-        self._stats = None if MULTIPROCESS else http_stats
+        self._series: dict[tuple[int, str, int], _Series | _Children] = {}
+        self._children: dict[tuple[str, str, int], _Children] = {}
+        # the in-flight gauge to update per request: only with several workers
+        self.gauge: Gauge | None = IN_FLIGHT if MULTIPROCESS else None
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        status = 500
+    def finished(self, scope: Scope, status: int, elapsed: float, queries: int) -> None:
+        route = scope.get("route")
+        series = self._series.get((id(route), scope["method"], status))
+        if series is None:
+            series = self._resolve(scope, route, status)
+        series.observe(elapsed, queries)
 
-        async def send_with_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        started = time.perf_counter()
-        gauge = self._gauge
-        if gauge is None:
-            _in_flight.count += 1
+    def _resolve(self, scope: Scope, route: Any, status: int) -> _Series | _Children:
+        method = scope["method"]
+        known = method in _METHODS
+        key = (self.routes.template(scope), method if known else "OTHER", status)
+        series: _Series | _Children
+        if MULTIPROCESS:
+            children = self._children.get(key)
+            if children is None:
+                children = self._children[key] = _Children(*key)
+            series = children
         else:
-            gauge.inc()
-        try:
-            await self.app(scope, receive, send_with_status)
-        finally:
-            elapsed = time.perf_counter() - started
-            if gauge is None:
-                _in_flight.count -= 1
-            else:
-                gauge.dec()
-            method = scope["method"]
-            key = (self.routes.template(scope), method if method in _METHODS else "OTHER", status)
-            counter = current_query_counter()
-            if self._stats is not None:
-                self._stats.record(key, elapsed, counter.count if counter is not None else None)
-            else:
-                children = self._children.get(key)
-                if children is None:
-                    children = self._children[key] = self._make_children(*key)
-                requests, latency, queries = children
-                requests.inc()
-                latency.observe(elapsed)
-                if counter is not None:
-                    queries.observe(counter.count)
-
-    @staticmethod
-    def _make_children(route: str, method: str, status: int) -> tuple[Any, Any, Any]:
-        return (
-            REQUESTS.labels(route, method, str(status)),
-            LATENCY.labels(route, method),
-            DB_QUERIES.labels(route),
-        )
+            series = http_stats.get(key)
+        if route is not None and known and self.routes.unique(route):
+            self._series[id(route), method, status] = series
+        return series

@@ -1,291 +1,307 @@
-"""Pure ASGI middleware (never Starlette's base HTTP middleware class: it costs a task and a
-queue per request and breaks contextvars). Order, outermost first, is set in one place:
-`tenantry.app.install_middleware`.
+"""The edge: the whole HTTP platform stack as one pure ASGI middleware (never Starlette's base
+HTTP middleware class: it costs a task and a queue per request and breaks contextvars).
 
-Every layer here runs on every request, so each is written to allocate as little as it can:
-headers are scanned in the raw ASGI list, fixed header values are bytes made once, and a layer
-that has nothing to do for a request passes the original `send` through.
+What it does, from the outside in (the order is written here and only here):
+
+1. request context: `X-Request-ID` (the client's when sane, else made) and `X-Process-Time`
+   (seconds) on every response, `X-DB-Queries` when `expose_query_count`; the security headers
+   (nosniff, frame deny, referrer policy; HSTS over HTTPS); request id, tenant and user bound to
+   every log line; the access line, or the slow-request WARNING past `slow_request_ms` (route
+   template, status, tenant, duration, query count).
+2. metrics (`kit.metrics`): requests, latency and queries by route template, in flight.
+3. CORS (Starlette's `CORSMiddleware`, only when `cors` is given): inside the context and the
+   metrics, outside everything below, so a preflight is answered without spending the caller's
+   quota and a 413, 429 or 504 still carries the headers a browser needs to read it.
+4. gzip (`kit.gzip`): bodies over `gzip_min_bytes` when the client accepts gzip, the edge's own
+   problem documents included.
+5. request timeout (`kit.timeout`): a 504 problem after `timeout_s`, the request's transaction
+   rolled back.
+6. body size limit: a 413 problem for a declared `Content-Length` over `max_body_bytes` before
+   the app runs; a chunked body is counted as it streams and cut at the limit.
+7. rate limit (`kit.ratelimit`): verifies the bearer token once and stashes the claims (the
+   decode-once contract, `kit.security`), counts the request against its route class's policy,
+   429 past it; the RateLimit-Policy and RateLimit headers on every limited response.
+
+Why one layer and not seven: each separate layer is a coroutine in the chain every request and
+every response message passes through, its own scan of the request's headers, and its own
+`send` wrapper (seven wrappers, each called twice a response). Merged, the headers are read
+once into a dict, and one wrapper rewrites the response start: the platform's cost per request
+dropped from about 55 µs to the figure in `script/bench-stack`'s latest run (see README).
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
-import random
 import time
-from collections.abc import Iterable
 from typing import Any
 
-import orjson
+from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tenantry.kit.db import start_counting, stop_counting
-from tenantry.kit.errors import PROBLEM_BASE, PROBLEM_MEDIA_TYPE, PayloadTooLarge
-from tenantry.kit.logging import access_line, bind_request, get_logger, unbind_request
+from tenantry.kit.asgi import Headers, new_request_id, security_headers, send_problem
+from tenantry.kit.asgi import valid_request_id as _valid_request_id
+from tenantry.kit.context import RequestContext, inflight
+from tenantry.kit.errors import PayloadTooLarge
+from tenantry.kit.gzip import GzipSend, accepts_gzip
+from tenantry.kit.logging import access_line, get_logger
+from tenantry.kit.metrics import RequestMetrics
+from tenantry.kit.ratelimit import RateLimiter, client_key, refuse
 from tenantry.kit.routes import RouteTemplates
-
-_MAX_REQUEST_ID = 128
-_PROBLEM_CONTENT_TYPE = (b"content-type", PROBLEM_MEDIA_TYPE.encode())
+from tenantry.kit.security import TOKEN_CLAIMS, verify_bearer
+from tenantry.kit.timeout import Watchdog
 
 log = get_logger("tenantry.http")
 
-
-def _header(scope: Scope, name: bytes) -> bytes | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return value  # type: ignore[no-any-return]
-    return None
+_EXCHANGE = "tenantry.edge"  # the scope key of the request's `_Exchange`, for CORS's inside
+_perf_counter = time.perf_counter
+_current_task = asyncio.current_task
 
 
-def _valid_request_id(raw: bytes | None) -> str | None:
-    if not raw or len(raw) > _MAX_REQUEST_ID:
-        return None
-    try:
-        text = raw.decode("ascii")
-    except UnicodeDecodeError:
-        return None
-    return text if text.isprintable() and " " not in text else None
+class _Exchange(RequestContext):
+    """One request's passage through the edge. It is the request's context (`kit.context`:
+    state for the logs, statement count, deadline), and its `send` is the one wrapper of the
+    server's `send`, which adds the edge's headers to the response start."""
+
+    __slots__ = ("extra", "fixed", "headers", "request_id", "server_send", "started", "status")
+
+    def __init__(
+        self,
+        server_send: Send,
+        started: float,
+        deadline: float,
+        headers: dict[bytes, bytes],
+        request_id: str,
+        fixed: Headers,
+        state: dict[str, Any],
+    ) -> None:
+        # RequestContext's fields, set here rather than through its __init__: a call less
+        self.count = 0
+        self.state = state
+        self.deadline = deadline
+        self.cut = False
+        self.server_send = server_send
+        self.started = started
+        self.headers = headers
+        self.request_id = request_id
+        self.fixed = fixed  # the security headers, and X-DB-Queries' place when exposed
+        self.extra: tuple[tuple[bytes, bytes], ...] = ()  # the inner parts': the RateLimit headers
+        self.status = 0  # the response's, once started
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            headers = [
+                *message.get("headers", ()),
+                (b"x-request-id", self.request_id.encode()),
+                (b"x-process-time", b"%.6f" % (_perf_counter() - self.started)),
+                *self.extra,
+                *self.fixed,
+            ]
+            if headers[-1] is _QUERY_COUNT_SLOT:
+                headers[-1] = (b"x-db-queries", b"%d" % self.count)
+            message["headers"] = headers
+        await self.server_send(message)
 
 
-# A request id must be unique, not secret: 16 random hex digits for the process, then a counter
-# (32 hex digits in all). A tenth of uuid4's cost, which reads the OS's random source each time.
-_ID_PREFIX = f"{random.SystemRandom().getrandbits(64):016x}"
-_id_counter = itertools.count(1)
+_QUERY_COUNT_SLOT = (b"x-db-queries", b"")
 
 
-def _new_request_id() -> str:
-    return f"{_ID_PREFIX}{next(_id_counter):016x}"
-
-
-async def send_problem(
-    scope: Scope,
-    send: Send,
-    status: int,
-    slug: str,
-    title: str,
-    detail: str,
-    headers: Iterable[tuple[bytes, bytes]] = (),
-) -> None:
-    """An RFC 9457 problem response sent by a middleware (the app's handlers are not reached)."""
-    body: dict[str, Any] = {
-        "type": PROBLEM_BASE + slug,
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "instance": scope.get("path", ""),
-    }
-    request_id = scope.get("state", {}).get("request_id")
-    if request_id:
-        body["request_id"] = request_id
-    payload = orjson.dumps(body)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                _PROBLEM_CONTENT_TYPE,
-                (b"content-length", str(len(payload)).encode()),
-                *headers,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": payload})
-
-
-Headers = list[tuple[bytes, bytes]]
-
-
-def security_headers(*, hsts_max_age_s: int) -> tuple[Headers, Headers]:
-    """The headers every response carries: (over plain HTTP, over HTTPS). HSTS only over HTTPS
-    (`scope["scheme"]`, which uvicorn sets from X-Forwarded-Proto behind a trusted proxy)."""
-    plain = [
-        (b"x-content-type-options", b"nosniff"),
-        (b"x-frame-options", b"DENY"),
-        (b"referrer-policy", b"strict-origin-when-cross-origin"),
-    ]
-    tls = list(plain)
-    if hsts_max_age_s:
-        hsts = b"max-age=%d; includeSubDomains" % hsts_max_age_s
-        tls.append((b"strict-transport-security", hsts))
-    return plain, tls
-
-
-class RequestContextMiddleware:
-    """The outermost layer: request id, timing, query counter, security headers and the log line.
-
-    - `X-Request-ID` (accepted from the client when sane, else made) and `X-Process-Time`
-      (seconds) on every response, and `X-DB-Queries` when `expose_query_count`;
-    - the security headers (`security_headers`) on every response, short-cut ones included;
-    - binds the request's state to the logs (request id, tenant and user on every line);
-    - one line per request: a WARNING `slow request` (route template, status, tenant,
-      duration, query count) past `slow_request_ms`, else the access line when `access_log`.
-    """
-
+class EdgeMiddleware:
     def __init__(
         self,
         app: ASGIApp,
         *,
         routes: RouteTemplates,
+        limiter: RateLimiter,
+        timeout_s: float = 30,
+        max_body_bytes: int = 1_048_576,
+        gzip_min_bytes: int = 1024,
+        gzip_level: int = 6,
         expose_query_count: bool = False,
         slow_request_ms: int = 1000,
         access_log: bool = False,
         hsts_max_age_s: int = 0,
+        cors: dict[str, Any] | None = None,
     ) -> None:
         self.app = app
         self.routes = routes
-        self.expose_query_count = expose_query_count
+        self.metrics = RequestMetrics(routes)
+        self.limiter = limiter
+        self.watchdog = Watchdog(timeout_s)
+        self.timeout_s = timeout_s
+        self.max_body_bytes = max_body_bytes
+        self.gzip_min_bytes = gzip_min_bytes
+        self.gzip_level = gzip_level
         self.slow_s = slow_request_ms / 1000 if slow_request_ms else float("inf")
         self.access_log = access_log
-        self.plain_headers, self.tls_headers = security_headers(hsts_max_age_s=hsts_max_age_s)
+        plain, tls = security_headers(hsts_max_age_s=hsts_max_age_s)
+        if expose_query_count:  # filled in at the response start, after the extra headers
+            plain.append(_QUERY_COUNT_SLOT)
+            tls.append(_QUERY_COUNT_SLOT)
+        self.plain_headers, self.tls_headers = plain, tls
+        # CORS, when configured, sits between the context and metrics and the rest.
+        self.cors: ASGIApp | None = CORSMiddleware(self._from_cors, **cors) if cors else None
+
+    # --- 1 and 2: request context and metrics ---------------------------------------------
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http":  # lifespan and websockets go straight through
             await self.app(scope, receive, send)
             return
-        request_id = _valid_request_id(_header(scope, b"x-request-id")) or _new_request_id()
+        started = _perf_counter()
+        # The headers by name, the first of repeated ones winning (as Starlette's `Headers.get`
+        # and FastAPI's `HTTPBearer` read them): one dict made in C instead of a scan each.
+        headers = dict(reversed(scope["headers"]))
+        raw_id = headers.get(b"x-request-id")
+        request_id = None if raw_id is None else _valid_request_id(raw_id)
+        if request_id is None:
+            request_id = new_request_id()
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
-        fixed = self.tls_headers if scope.get("scheme") == "https" else self.plain_headers
-        started = time.perf_counter()
-        status = 0
-        binding = bind_request(state)
-        counter, counting = start_counting()
-
-        async def send_with_headers(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                headers = [
-                    *message.get("headers", ()),
-                    (b"x-request-id", request_id.encode()),
-                    (b"x-process-time", b"%.6f" % (time.perf_counter() - started)),
-                    *fixed,
-                ]
-                if self.expose_query_count:
-                    headers.append((b"x-db-queries", b"%d" % counter.count))
-                message["headers"] = headers
-            await send(message)
-
+        exchange = _Exchange(
+            send,
+            started,
+            started + self.timeout_s,
+            headers,
+            request_id,
+            self.tls_headers if scope.get("scheme") == "https" else self.plain_headers,
+            state,
+        )
+        task = _current_task()
+        outer = None
+        if task is not None:  # the in-flight registry, `kit.context`
+            outer = inflight.get(task)  # an app called from within a request: put back after
+            inflight[task] = exchange
+            self.watchdog.watch(task)
+        gauge = self.metrics.gauge
+        if gauge is not None:
+            gauge.inc()
         try:
-            await self.app(scope, receive, send_with_headers)
+            if self.cors is None:
+                await self._guarded(scope, receive, exchange.send, exchange, task)
+            else:
+                scope[_EXCHANGE] = exchange, task
+                await self.cors(scope, receive, exchange.send)
         finally:
-            elapsed = time.perf_counter() - started
+            elapsed = _perf_counter() - started
+            status = exchange.status or 500
+            self.metrics.finished(scope, status, elapsed, exchange.count)
+            if gauge is not None:
+                gauge.dec()
             if elapsed >= self.slow_s:
-                self._log(log.warning, "slow request", scope, status, elapsed, counter.count)
+                self._log(scope, status, elapsed, exchange.count, slow=True)
             elif self.access_log:
-                self._access(scope, status, elapsed, counter.count)
-            stop_counting(counting)
-            unbind_request(binding)
+                self._log(scope, status, elapsed, exchange.count, slow=False)
+            if task is not None:
+                if outer is None:
+                    del inflight[task]
+                else:
+                    inflight[task] = outer
 
-    def _access(self, scope: Scope, status: int, elapsed: float, queries: int) -> None:
+    def _log(self, scope: Scope, status: int, elapsed: float, queries: int, *, slow: bool) -> None:
+        # The path, never the query string: tokens and OAuth codes travel there.
         fields = {
             "method": scope["method"],
             "path": scope["path"],
             "route": self.routes.template(scope),
-            "status": status or 500,
+            "status": status,
             "duration_ms": round(elapsed * 1000, 2),
             "db_queries": queries,
         }
-        if not access_line("request", fields):
+        if slow:
+            log.warning("slow request", **fields)
+        elif not access_line("request", fields):
             log.info("request", **fields)
 
-    def _log(
-        self, method: Any, event: str, scope: Scope, status: int, elapsed: float, queries: int
+    # --- 4 to 7: gzip, timeout, body limit, rate limit ---------------------------------------
+
+    async def _from_cors(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._guarded(scope, receive, send, *scope[_EXCHANGE])
+
+    async def _guarded(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        exchange: _Exchange,
+        task: asyncio.Task[Any] | None,
     ) -> None:
-        # The path, never the query string: tokens and OAuth codes travel there.
-        method(
-            event,
-            method=scope["method"],
-            path=scope["path"],
-            route=self.routes.template(scope),
-            status=status or 500,
-            duration_ms=round(elapsed * 1000, 2),
-            db_queries=queries,
-        )
-
-
-class TimeoutMiddleware:
-    """Cuts a request still running after `seconds`: 504 problem document.
-
-    The cut is a cancellation of the request's task, so the request's session scope sees it
-    like any error and rolls back: nothing of the request is committed. (Cut during COMMIT
-    itself, the transaction is whole either way: PostgreSQL commits all of it or none.) A
-    response already started cannot become a 504; the connection is then closed mid-body.
-
-    Ours rather than `asyncio.timeout` per request, for cost: that arms and cancels a loop timer
-    for every request (measured +15 µs a request under uvloop, most of the stack's budget).
-    Here a request only enters and leaves a dict; one watchdog timer, armed while requests are
-    in flight, ticks `seconds / 8` (at most once a second) and cancels the overdue ones. A
-    request is therefore cut between `seconds` and `seconds` + one tick.
-    """
-
-    def __init__(self, app: ASGIApp, *, seconds: float, routes: RouteTemplates) -> None:
-        self.app = app
-        self.seconds = seconds
-        self.routes = routes
-        self.tick = min(1.0, seconds / 8)
-        self._deadlines: dict[asyncio.Task[Any], float] = {}
-        self._cut: set[asyncio.Task[Any]] = set()
-        self._watchdog: asyncio.TimerHandle | None = None
-        self._watchdog_loop: asyncio.AbstractEventLoop | None = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        task = asyncio.current_task()
-        if task is None or task in self._deadlines:  # not in a task, or re-entered: no watch
-            await self.app(scope, receive, send)
-            return
-        loop = asyncio.get_running_loop()
-        self._deadlines[task] = loop.time() + self.seconds
-        if self._watchdog is None or self._watchdog_loop is not loop:
-            self._arm(loop)
-        cancelling = task.cancelling()
-        started = False
-
-        async def watch_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        headers = exchange.headers
+        accept = headers.get(b"accept-encoding")
+        if accept is not None and accepts_gzip(accept):
+            send = GzipSend(send, min_bytes=self.gzip_min_bytes, level=self.gzip_level)
+        length = headers.get(b"content-length")
+        if length is not None or b"transfer-encoding" in headers:
+            if b"transfer-encoding" in headers:
+                receive = self._counting(receive)
+            elif _over(length, self.max_body_bytes):
+                await send_problem(
+                    scope,
+                    send,
+                    413,
+                    PayloadTooLarge.slug,
+                    PayloadTooLarge.title,
+                    self._too_large(),
+                    [(b"connection", b"close")],
+                )
+                return
         try:
-            await self.app(scope, receive, watch_send)
+            auth = headers.get(b"authorization")
+            claims = None if auth is None else verify_bearer(scope["app"].state.tokens, auth)
+            exchange.state[TOKEN_CLAIMS] = claims  # the decode-once contract, `kit.security`
+            limiter = self.limiter
+            policy = limiter.policy_for(scope["path"])
+            if policy is not None:
+                local = limiter.local
+                if local is not None:  # counted here: by the principal's id or the address
+                    outcome: tuple[int, int] | None = local.hit(
+                        policy, claims.sub if claims is not None else _address(scope)
+                    )
+                else:  # None: the shared store is down, and the request goes through
+                    outcome = await limiter.hit(policy, client_key(scope, claims))
+                if outcome is not None:
+                    count, reset = outcome
+                    remaining = policy.amount - count
+                    exchange.extra = (
+                        policy.policy_header,
+                        (b"ratelimit", policy.state_format % (max(remaining, 0), reset)),
+                    )
+                    if remaining < 0:
+                        await refuse(scope, send, policy, reset)
+                        return
+            await self.app(scope, receive, send)
         except asyncio.CancelledError:
-            if task not in self._cut:
+            if task is None or not self.watchdog.claim(exchange, task):
                 raise  # not ours: shutdown, the server
-            self._cut.discard(task)
-            if task.uncancel() > cancelling:
-                raise  # ours, but someone else cancelled it too
-            await self._answer(scope, send, started)
+            await self._timed_out(scope, send, started=exchange.status != 0)
         finally:
-            del self._deadlines[task]
-            if task in self._cut:  # cut, but the app swallowed the cancellation and finished
-                self._cut.discard(task)
-                task.uncancel()
+            if exchange.cut and task is not None:
+                self.watchdog.release(exchange, task)
 
-    def _arm(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._watchdog_loop = loop
-        self._watchdog = loop.call_later(self.tick, self._check)
+    def _counting(self, receive: Receive) -> Receive:
+        """`receive` for a chunked body: counted as it streams, cut past the limit (the app's
+        error handler renders the 413)."""
+        seen = 0
 
-    def _check(self) -> None:
-        loop = self._watchdog_loop
-        self._watchdog = None
-        if loop is None or not self._deadlines:
-            return  # idle: the next request arms it again
-        now = loop.time()
-        for task, deadline in self._deadlines.items():
-            if deadline <= now and task not in self._cut and not task.done():
-                self._cut.add(task)
-                task.cancel()
-        self._arm(loop)
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_body_bytes:
+                    raise PayloadTooLarge(self._too_large())
+            return message
 
-    async def _answer(self, scope: Scope, send: Send, started: bool) -> None:
+        return limited_receive
+
+    def _too_large(self) -> str:
+        return f"The request body is larger than the limit of {self.max_body_bytes} bytes."
+
+    async def _timed_out(self, scope: Scope, send: Send, *, started: bool) -> None:
         log.warning(
             "request timed out",
             route=self.routes.template(scope),
-            timeout_s=self.seconds,
+            timeout_s=self.timeout_s,
             response_started=started,
         )
         if started:
@@ -296,67 +312,18 @@ class TimeoutMiddleware:
             504,
             "request-timeout",
             "Request timed out",
-            f"The request took longer than {self.seconds:g} s and was stopped; "
+            f"The request took longer than {self.timeout_s:g} s and was stopped; "
             "none of its changes were saved.",
         )
 
 
-class BodyLimitMiddleware:
-    """Refuses bodies over `max_bytes` with 413, without reading them whole.
+def _address(scope: Scope) -> str:
+    client = scope.get("client")
+    return client[0] if client else "unknown"
 
-    A declared `Content-Length` over the limit is refused before the app runs; a chunked body
-    is counted as it streams and cut at the limit (the app's error handler renders the 413).
-    Any other request needs no counting (HTTP/1.1: a body has a Content-Length, which the server
-    holds it to, or is chunked; without either there is none), so it keeps the server's own
-    `receive`.
-    """
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = chunked = None
-        for key, value in scope["headers"]:
-            if key == b"content-length":
-                declared = value
-            elif key == b"transfer-encoding":
-                chunked = value
-        if declared is not None and chunked is None:
-            try:
-                too_big = int(declared) > self.max_bytes
-            except ValueError:
-                too_big = False
-            if too_big:
-                await send_problem(
-                    scope,
-                    send,
-                    413,
-                    PayloadTooLarge.slug,
-                    PayloadTooLarge.title,
-                    self._detail(),
-                    [(b"connection", b"close")],
-                )
-                return
-        if chunked is None:
-            await self.app(scope, receive, send)
-            return
-
-        seen = 0
-
-        async def limited_receive() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise PayloadTooLarge(self._detail())
-            return message
-
-        await self.app(scope, limited_receive, send)
-
-    def _detail(self) -> str:
-        return f"The request body is larger than the limit of {self.max_bytes} bytes."
+def _over(length: bytes | None, limit: int) -> bool:
+    try:
+        return length is not None and int(length) > limit
+    except ValueError:
+        return False

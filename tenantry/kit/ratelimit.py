@@ -1,4 +1,5 @@
-"""Rate limiting: per class of route, keyed by principal when authenticated, else by address.
+"""Rate limiting: per class of route, keyed by principal when authenticated, else by address;
+the edge middleware (`kit.middleware`) applies it.
 
 Limits are written in the `limits` library's notation ("600/minute") and parsed by it; counts
 live in `limits`' Redis storage when `REDIS_URL` is set (every instance shares them), else in
@@ -28,19 +29,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
+from time import time as _time
 from typing import Any, Protocol
 
 from limits import parse
 from limits.aio.storage import RedisStorage
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope, Send
 
+from tenantry.kit.asgi import send_problem
 from tenantry.kit.logging import get_logger
-from tenantry.kit.middleware import send_problem
-from tenantry.kit.security import stash_token_claims
+from tenantry.kit.security import TokenClaims
 
 log = get_logger("tenantry.ratelimit")
 
@@ -52,9 +54,14 @@ class Policy:
     name: str
     amount: int
     window_s: int
-    # The RateLimit-Policy value, and the start of the RateLimit one, made once.
-    header: bytes = field(repr=False, compare=False)
-    state_prefix: bytes = field(repr=False, compare=False)
+    # The RateLimit-Policy header, and the format of the RateLimit one's value, made once.
+    policy_header: tuple[bytes, bytes] = field(repr=False, compare=False)
+    state_format: bytes = field(repr=False, compare=False)
+
+    @property
+    def header(self) -> bytes:
+        """The RateLimit-Policy value: `"name";q=<amount>;w=<window seconds>`."""
+        return self.policy_header[1]
 
     @classmethod
     def parse(cls, name: str, text: str) -> Policy:
@@ -62,12 +69,16 @@ class Policy:
         window = item.get_expiry()
         quoted = b'"%s"' % name.encode()
         return cls(
-            name, item.amount, window, b"%s;q=%d;w=%d" % (quoted, item.amount, window), quoted
+            name,
+            item.amount,
+            window,
+            (b"ratelimit-policy", b"%s;q=%d;w=%d" % (quoted, item.amount, window)),
+            quoted + b";r=%d;t=%d",
         )
 
     def state(self, remaining: int, reset: int) -> bytes:
         """The RateLimit header's value: `"name";r=<remaining>;t=<seconds to reset>`."""
-        return b"%s;r=%d;t=%d" % (self.state_prefix, max(0, remaining), reset)
+        return self.state_format % (remaining if remaining > 0 else 0, reset)
 
 
 class Counter(Protocol):
@@ -79,12 +90,14 @@ class Counter(Protocol):
 @dataclass(slots=True)
 class _Window:
     number: int
-    counts: dict[str, int] = field(default_factory=dict)
+    end: float  # when it ends, in seconds since the epoch
+    counts: dict[Hashable, int] = field(default_factory=dict)
     full: bool = False
 
 
 class WindowCounter:
-    """Counts in this process: one dict per window length, replaced when its window ends.
+    """Counts in this process: one dict per space (a policy, or a window length), replaced when
+    its window ends.
 
     Bounded: past `max_keys` clients in one window, new ones are not counted (and so not
     limited) until the window turns, and that is logged once.
@@ -92,27 +105,42 @@ class WindowCounter:
 
     def __init__(self, max_keys: int = 100_000) -> None:
         self.max_keys = max_keys
-        self._windows: dict[int, _Window] = {}
+        self._windows: dict[Hashable, _Window] = {}
 
     async def incr(self, key: str, window_s: int, window: int) -> int:
-        return self.incr_now(key, window_s, window)
-
-    def incr_now(self, key: str, window_s: int, window: int) -> int:
-        """`incr` without a coroutine: the middleware's path when counts are in this process."""
         current = self._windows.get(window_s)
         if current is None or current.number != window:
-            current = self._windows[window_s] = _Window(window)
+            current = self._windows[window_s] = _Window(window, (window + 1) * window_s)
+        count = current.counts.get(key, 0) + 1
+        if count == 1 and len(current.counts) >= self.max_keys:
+            return self._full(current, window_s)
+        current.counts[key] = count
+        return count
+
+    def hit(self, policy: Policy, who: Hashable) -> tuple[int, int]:
+        """Count one request of `who` (a principal's id, or an address: no key to build) under
+        `policy` now: (its count in the window, whole seconds until the window ends). Without
+        a coroutine, and the same steps as `incr` inlined: the edge's path in this process."""
+        now = _time()
+        current = self._windows.get(policy.name)
+        if current is None or now >= current.end:
+            number = int(now // policy.window_s)
+            current = _Window(number, (number + 1) * policy.window_s)
+            self._windows[policy.name] = current
         counts = current.counts
-        count = counts.get(key)
-        if count is None:
-            if len(counts) >= self.max_keys:
-                if not current.full:
-                    current.full = True
-                    log.warning("rate limiter full", window_s=window_s, clients=self.max_keys)
-                return 1
-            count = 0
-        counts[key] = count + 1
-        return count + 1
+        count = counts.get(who, 0) + 1
+        if count == 1 and len(counts) >= self.max_keys:
+            count = self._full(current, policy.name)
+        else:
+            counts[who] = count
+        return count, int(current.end - now + 0.999) or 1
+
+    def _full(self, current: _Window, space: Hashable) -> int:
+        """A new client in a full window: not counted (so not limited), logged once."""
+        if not current.full:
+            current.full = True
+            log.warning("rate limiter full", space=str(space), clients=self.max_keys)
+        return 1
 
 
 class RedisCounter:
@@ -194,6 +222,7 @@ class RateLimiter:
         key_prefix: str = "tenantry:ratelimit",
     ) -> None:
         self.rules = tuple(rules)
+        self._prefixes = tuple(prefix for prefix, _ in self.rules)
         self.default = default
         self.enabled = enabled
         self.key_prefix = key_prefix
@@ -208,18 +237,12 @@ class RateLimiter:
     def policy_for(self, path: str) -> Policy | None:
         if not self.enabled:
             return None
+        if not path.startswith(self._prefixes):  # one C call for the common case
+            return self.default
         for prefix, policy in self.rules:
             if path.startswith(prefix):
                 return policy
         return self.default
-
-    def hit_now(self, policy: Policy, who: str) -> tuple[int, int]:
-        """`hit` when the counts are in this process (`local`), without a coroutine."""
-        assert self.local is not None
-        now = time.time()
-        window = int(now // policy.window_s)
-        count = self.local.incr_now(f"{policy.name}:{who}", policy.window_s, window)
-        return count, _reset(policy, window, now)
 
     async def hit(self, policy: Policy, who: str) -> tuple[int, int] | None:
         """(count in the current window, seconds until it ends), or None when the counter's
@@ -241,58 +264,25 @@ def _reset(policy: Policy, window: int, now: float) -> int:
     return max(1, int((window + 1) * policy.window_s - now + 0.999))
 
 
-class RateLimitMiddleware:
-    """Verifies the bearer token once (the decode-once contract, `kit.security`), then counts
-    the request against its route class's policy: 429 past it, the RateLimit headers always."""
+def client_key(scope: Scope, claims: TokenClaims | None) -> str:
+    """Whom a request is counted against in a shared store: its principal when its token
+    verified, else its client address."""
+    if claims is not None:
+        return "u:" + claims.sub.hex
+    client = scope.get("client")
+    return "a:" + (client[0] if client else "unknown")
 
-    def __init__(self, app: ASGIApp, *, limiter: RateLimiter) -> None:
-        self.app = app
-        self.limiter = limiter
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        claims = stash_token_claims(scope)
-        policy = self.limiter.policy_for(scope["path"])
-        if policy is None:
-            await self.app(scope, receive, send)
-            return
-        if claims is not None:
-            who = "u:" + claims.sub.hex
-        else:
-            client = scope.get("client")
-            who = "a:" + (client[0] if client else "unknown")
-        limiter = self.limiter
-        if limiter.local is not None:
-            outcome: tuple[int, int] | None = limiter.hit_now(policy, who)
-        else:
-            outcome = await limiter.hit(policy, who)
-        if outcome is None:
-            await self.app(scope, receive, send)
-            return
-        count, reset = outcome
-        remaining = policy.amount - count
-        headers = (
-            (b"ratelimit-policy", policy.header),
-            (b"ratelimit", policy.state(remaining, reset)),
-        )
-        if remaining < 0:
-            await send_problem(
-                scope,
-                send,
-                429,
-                "too-many-requests",
-                "Too many requests",
-                f"Rate limit of {policy.amount} requests per {policy.window_s} s exceeded; "
-                f"retry in {reset} s.",
-                (*headers, (b"retry-after", b"%d" % reset)),
-            )
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), *headers]
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+async def refuse(scope: Scope, send: Send, policy: Policy, reset: int) -> None:
+    """The 429 problem response with `Retry-After` (the edge adds the RateLimit headers to it,
+    as to every response of a limited route)."""
+    await send_problem(
+        scope,
+        send,
+        429,
+        "too-many-requests",
+        "Too many requests",
+        f"Rate limit of {policy.amount} requests per {policy.window_s} s exceeded; "
+        f"retry in {reset} s.",
+        [(b"retry-after", b"%d" % reset)],
+    )

@@ -62,6 +62,10 @@ class RouteTemplates:
                 template = self._by_route[id(route)] = getattr(route, "path_format", UNMATCHED)
         return template or self.match(scope)
 
+    def unique(self, route: Any) -> bool:
+        """Whether `route` (a route object seen by `template`) has one template of its own."""
+        return bool(self._by_route.get(id(route)))
+
     def match(self, scope: Scope) -> str:
         """The template of the route this request's path and method would reach."""
         if self._built_for < 0:

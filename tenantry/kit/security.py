@@ -2,9 +2,9 @@
 
 The decode-once contract
 ------------------------
-A request's bearer token is verified once, by the platform middleware, before the route runs
-(the rate limiter keys by principal, the logs name the user): `stash_token_claims` verifies it
-with `app.state.tokens` and leaves the outcome in `scope["state"]["token_claims"]`:
+A request's bearer token is verified once, by the edge middleware (`kit.middleware`), before the
+route runs (the rate limiter keys by principal, the logs name the user): it verifies it with
+`app.state.tokens` (`verify_bearer`) and leaves the outcome in `scope["state"]["token_claims"]`:
 
 - a `TokenClaims` when the `Authorization: Bearer` token verifies;
 - `None` when there is no bearer token or it does not verify (bad signature, expired, ...);
@@ -181,29 +181,26 @@ class Absent(enum.Enum):
 ABSENT: Final = Absent.ABSENT
 
 
-def bearer_token(scope: Scope) -> str | None:
-    """The bearer token of the request's first `Authorization` header, parsed exactly as
-    FastAPI's `HTTPBearer` parses it (so both always see the same token)."""
-    for key, value in scope["headers"]:
-        if key == b"authorization":
-            scheme, token = get_authorization_scheme_param(value.decode("latin-1"))
-            return token if token and scheme.lower() == "bearer" else None
-    return None
+def bearer_token(authorization: bytes | None) -> str | None:
+    """The bearer token of an `Authorization` header value, parsed exactly as FastAPI's
+    `HTTPBearer` parses it (so both always see the same token)."""
+    if authorization is None:
+        return None
+    scheme, token = get_authorization_scheme_param(authorization.decode("latin-1"))
+    return token if token and scheme.lower() == "bearer" else None
 
 
-def stash_token_claims(scope: Scope) -> TokenClaims | None:
-    """Verify the request's bearer token once, with the app's codec (`app.state.tokens`), and
-    leave the outcome in the request's state."""
-    token = bearer_token(scope)
-    claims: TokenClaims | None = None
-    if token is not None:
-        codec: TokenCodec = scope["app"].state.tokens
-        try:
-            claims = codec.decode(token)
-        except InvalidToken:
-            claims = None
-    scope.setdefault("state", {})[TOKEN_CLAIMS] = claims
-    return claims
+def verify_bearer(codec: TokenCodec, authorization: bytes) -> TokenClaims | None:
+    """The claims of the bearer token in an `Authorization` header value, or None when it holds
+    none or it does not verify. The edge middleware stashes the outcome in the request's state
+    (`TOKEN_CLAIMS`)."""
+    token = bearer_token(authorization)
+    if token is None:
+        return None
+    try:
+        return codec.decode(token)
+    except InvalidToken:
+        return None
 
 
 def stashed_claims(scope: Scope) -> TokenClaims | Absent | None:
