@@ -23,24 +23,32 @@ class LoadGenError(RuntimeError):
     pass
 
 
-def ensure_wrk() -> str:
-    """Debian's wrk; installed with apt-get when missing (the harness runs as root in CI)."""
-    found = shutil.which("wrk")
+def ensure_tool(command: str, package: str | None = None) -> str:
+    """A Debian tool (wrk, valgrind); installed with apt-get when missing (the harness runs as
+    root in CI)."""
+    found = shutil.which(command)
     if found:
         return found
     if shutil.which("apt-get") and os.geteuid() == 0:
-        print("wrk is missing; installing Debian's package…", file=sys.stderr)
+        print(f"{command} is missing; installing Debian's package…", file=sys.stderr)
         subprocess.run(["apt-get", "update", "-qq"], check=False, capture_output=True)
         subprocess.run(
-            ["apt-get", "install", "-y", "-qq", "wrk"],
+            ["apt-get", "install", "-y", "-qq", package or command],
             check=True,
             capture_output=True,
             env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
         )
-        found = shutil.which("wrk")
+        found = shutil.which(command)
     if not found:
-        raise LoadGenError("wrk is not installed and could not be installed: apt-get install wrk")
+        raise LoadGenError(
+            f"{command} is not installed and could not be installed: apt-get install "
+            f"{package or command}"
+        )
     return found
+
+
+def ensure_wrk() -> str:
+    return ensure_tool("wrk")
 
 
 def _pin(cpu: int | None) -> Any:

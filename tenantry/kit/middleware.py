@@ -172,7 +172,9 @@ class EdgeMiddleware:
         if task is not None:  # the in-flight registry, `kit.context`
             outer = inflight.get(task)  # an app called from within a request: put back after
             inflight[task] = exchange
-            self.watchdog.watch(task)
+            watchdog = self.watchdog
+            if watchdog.timer is None or watchdog.loop is not task.get_loop():
+                watchdog.arm(task.get_loop())
         gauge = self.metrics.gauge
         if gauge is not None:
             gauge.inc()
@@ -254,9 +256,12 @@ class EdgeMiddleware:
             if policy is not None:
                 local = limiter.local
                 if local is not None:  # counted here: by the principal's id or the address
-                    outcome: tuple[int, int] | None = local.hit(
-                        policy, claims.sub if claims is not None else _address(scope)
-                    )
+                    if claims is not None:
+                        who: Any = claims.sub
+                    else:
+                        client = scope.get("client")
+                        who = client[0] if client else "unknown"
+                    outcome: tuple[int, int] | None = local.hit(policy, who)
                 else:  # None: the shared store is down, and the request goes through
                     outcome = await limiter.hit(policy, client_key(scope, claims))
                 if outcome is not None:
@@ -315,11 +320,6 @@ class EdgeMiddleware:
             f"The request took longer than {self.timeout_s:g} s and was stopped; "
             "none of its changes were saved.",
         )
-
-
-def _address(scope: Scope) -> str:
-    client = scope.get("client")
-    return client[0] if client else "unknown"
 
 
 def _over(length: bytes | None, limit: int) -> bool:

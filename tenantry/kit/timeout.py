@@ -30,13 +30,10 @@ class Watchdog:
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self.tick = min(1.0, seconds / 8)
-        self._timer: asyncio.TimerHandle | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    def watch(self, task: asyncio.Task[Any]) -> None:
-        """A request arrived on `task`: make sure the timer is armed on its loop."""
-        if self._timer is None or self._loop is not task.get_loop():
-            self._arm(task.get_loop())
+        # The timer, while armed, and its loop. A request arriving finds it armed on its own
+        # loop or arms it (`arm`): checked inline by the edge, a call less a request.
+        self.timer: asyncio.TimerHandle | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     @staticmethod
     def claim(request: RequestContext, task: asyncio.Task[Any]) -> bool:
@@ -55,13 +52,13 @@ class Watchdog:
             request.cut = False
             task.uncancel()
 
-    def _arm(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._timer = loop.call_later(self.tick, self._check)
+    def arm(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.timer = loop.call_later(self.tick, self._check)
 
     def _check(self) -> None:
-        loop = self._loop
-        self._timer = None
+        loop = self.loop
+        self.timer = None
         if loop is None or not inflight:
             return  # idle: the next request arms it again
         now = time.perf_counter()
@@ -71,4 +68,4 @@ class Watchdog:
             if task.cancelling() == 0:  # one some other party is cancelling is left to it
                 request.cut = True
                 task.cancel()
-        self._arm(loop)
+        self.arm(loop)
