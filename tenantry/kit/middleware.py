@@ -169,15 +169,16 @@ class EdgeMiddleware:
         )
         task = _current_task()
         outer = None
-        if task is not None:  # the in-flight registry, `kit.context`
-            outer = inflight.get(task)  # an app called from within a request: put back after
-            inflight[task] = exchange
+        if task is not None:
             watchdog = self.watchdog
             if watchdog.timer is None or watchdog.loop is not task.get_loop():
                 watchdog.arm(task.get_loop())
+            outer = inflight.get(task)  # an app called from within a request: put back after
         gauge = self.metrics.gauge
         if gauge is not None:
             gauge.inc()
+        if task is not None:  # into the in-flight registry, `kit.context`, last before `try`
+            inflight[task] = exchange
         try:
             if self.cors is None:
                 await self._guarded(scope, receive, exchange.send, exchange, task)
