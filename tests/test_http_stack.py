@@ -16,6 +16,8 @@ from sqlalchemy import text
 from starlette.responses import StreamingResponse
 
 from tenantry.config import Settings
+from tenantry.kit import middleware
+from tenantry.kit.context import inflight
 from tenantry.kit.db import Database, plain_url
 from tenantry.kit.deps import SessionDep
 from tenantry.tenants import service as tenants
@@ -269,6 +271,21 @@ async def test_concurrent_requests_count_their_own_queries(client: httpx.AsyncCl
         assert response.status_code == 200
         queries = int(response.headers["x-db-queries"])
         assert queries >= 1 if path == "/readyz" else queries == 0
+
+
+async def test_a_request_leaves_the_registry_even_when_its_log_line_fails(
+    settings: Settings, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken_stdout(*_: Any) -> bool:
+        raise BrokenPipeError("stdout is gone")
+
+    monkeypatch.setattr(middleware, "access_line", broken_stdout)
+    app = make_app(settings, database, access_log=True)
+    before = dict(inflight)
+    async with client_for(app) as c:
+        with pytest.raises(BrokenPipeError):
+            await c.get("/healthz")
+    assert inflight == before
 
 
 # --- order -------------------------------------------------------------------------------------

@@ -5,8 +5,8 @@ our error handler), goes through one processor chain that
 
 - stamps the time (UTC, milliseconds) and the level,
 - adds the request's `request_id`, and `tenant_id` and `user_id` when the caller is known
-  (read from the request's state, which the edge middleware binds to a context variable,
-  `kit.context`),
+  (read from the request's state in the in-flight registry, `kit.context`, by the task serving
+  it: lines logged from other tasks or threads a request starts carry no request context),
 - masks every field whose name says it holds a secret (password, token, secret, authorization,
   cookie, api key ...), nested dictionaries included.
 

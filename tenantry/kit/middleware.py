@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Hashable
 from typing import Any
 
 from starlette.middleware.cors import CORSMiddleware
@@ -74,7 +75,8 @@ class _Exchange(RequestContext):
         fixed: Headers,
         state: dict[str, Any],
     ) -> None:
-        # RequestContext's fields, set here rather than through its __init__: a call less
+        # RequestContext's fields (keep in step with its __slots__), set here rather than
+        # through its __init__: a call less a request
         self.count = 0
         self.state = state
         self.deadline = deadline
@@ -186,20 +188,22 @@ class EdgeMiddleware:
                 scope[_EXCHANGE] = exchange, task
                 await self.cors(scope, receive, exchange.send)
         finally:
-            elapsed = _perf_counter() - started
-            status = exchange.status or 500
-            self.metrics.finished(scope, status, elapsed, exchange.count)
-            if gauge is not None:
-                gauge.dec()
-            if elapsed >= self.slow_s:
-                self._log(scope, status, elapsed, exchange.count, slow=True)
-            elif self.access_log:
-                self._log(scope, status, elapsed, exchange.count, slow=False)
-            if task is not None:
-                if outer is None:
-                    del inflight[task]
-                else:
-                    inflight[task] = outer
+            try:  # the log line needs the request's context: before it leaves the registry
+                elapsed = _perf_counter() - started
+                status = exchange.status or 500
+                self.metrics.finished(scope, status, elapsed, exchange.count)
+                if elapsed >= self.slow_s:
+                    self._log(scope, status, elapsed, exchange.count, slow=True)
+                elif self.access_log:
+                    self._log(scope, status, elapsed, exchange.count, slow=False)
+            finally:  # whatever failed above (stdout gone ...), the request leaves
+                if gauge is not None:
+                    gauge.dec()
+                if task is not None:
+                    if outer is None:
+                        del inflight[task]
+                    else:
+                        inflight[task] = outer
 
     def _log(self, scope: Scope, status: int, elapsed: float, queries: int, *, slow: bool) -> None:
         # The path, never the query string: tokens and OAuth codes travel there.
@@ -233,22 +237,22 @@ class EdgeMiddleware:
         accept = headers.get(b"accept-encoding")
         if accept is not None and accepts_gzip(accept):
             send = GzipSend(send, min_bytes=self.gzip_min_bytes, level=self.gzip_level)
-        length = headers.get(b"content-length")
-        if length is not None or b"transfer-encoding" in headers:
-            if b"transfer-encoding" in headers:
-                receive = self._counting(receive)
-            elif _over(length, self.max_body_bytes):
-                await send_problem(
-                    scope,
-                    send,
-                    413,
-                    PayloadTooLarge.slug,
-                    PayloadTooLarge.title,
-                    self._too_large(),
-                    [(b"connection", b"close")],
-                )
-                return
         try:
+            length = headers.get(b"content-length")
+            if length is not None or b"transfer-encoding" in headers:
+                if b"transfer-encoding" in headers:
+                    receive = self._counting(receive)
+                elif _over(length, self.max_body_bytes):
+                    await send_problem(
+                        scope,
+                        send,
+                        413,
+                        PayloadTooLarge.slug,
+                        PayloadTooLarge.title,
+                        self._too_large(),
+                        [(b"connection", b"close")],
+                    )
+                    return
             auth = headers.get(b"authorization")
             claims = None if auth is None else verify_bearer(scope["app"].state.tokens, auth)
             exchange.state[TOKEN_CLAIMS] = claims  # the decode-once contract, `kit.security`
@@ -258,7 +262,7 @@ class EdgeMiddleware:
                 local = limiter.local
                 if local is not None:  # counted here: by the principal's id or the address
                     if claims is not None:
-                        who: Any = claims.sub
+                        who: Hashable = claims.sub
                     else:
                         client = scope.get("client")
                         who = client[0] if client else "unknown"
