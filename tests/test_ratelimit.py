@@ -113,7 +113,7 @@ async def test_disabled_rate_limits_add_no_headers(settings: Settings, database:
 def test_policy_parsing() -> None:
     policy = Policy.parse("auth", "20 per 5 minutes")
     assert (policy.amount, policy.window_s) == (20, 300)
-    assert policy.header == b'"auth";q=20;w=300'
+    assert policy.policy_header == (b"ratelimit-policy", b'"auth";q=20;w=300')
     assert policy.state(-3, 12) == b'"auth";r=0;t=12'
     with pytest.raises(ValueError, match="one limit per class"):
         Settings(_env_file=None, rate_limit_default="10/second;100/minute")
@@ -121,14 +121,16 @@ def test_policy_parsing() -> None:
         Settings(_env_file=None, rate_limit_auth="lots")
 
 
-async def test_window_counter_turns_and_stays_bounded() -> None:
+def test_window_counter_turns_and_stays_bounded() -> None:
     counter = WindowCounter(max_keys=2)
-    assert [await counter.incr("a", 60, 7) for _ in range(3)] == [1, 2, 3]
-    assert await counter.incr("b", 60, 7) == 1
-    assert await counter.incr("c", 60, 7) == 1  # full: not counted
-    assert await counter.incr("c", 60, 7) == 1
-    assert await counter.incr("a", 60, 8) == 1  # next window: everything starts again
-    assert await counter.incr("a", 1, 8) == 1  # another window length counts apart
+    minute, second = Policy.parse("default", "3/minute"), Policy.parse("burst", "3/second")
+    at = 7 * 60 + 0.5  # in window 7 of the minute policy, 59.5 s before it ends
+    assert [counter.hit(minute, "a", at) for _ in range(3)] == [(1, 60), (2, 60), (3, 60)]
+    assert counter.hit(minute, "b", at)[0] == 1
+    assert counter.hit(minute, "c", at)[0] == 1  # full: not counted
+    assert counter.hit(minute, "c", at)[0] == 1
+    assert counter.hit(minute, "a", 8 * 60)[0] == 1  # next window: everything starts again
+    assert counter.hit(second, "a", 8 * 60)[0] == 1  # another policy counts apart
 
 
 # --- Redis: counts shared by every instance ----------------------------------------------------

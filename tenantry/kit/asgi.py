@@ -1,6 +1,5 @@
 """Small pieces of raw ASGI shared by the edge middleware (`kit.middleware`) and its parts:
-the request headers it reads, request ids, security headers and problem responses sent before
-the app is reached.
+request ids, security headers and problem responses sent before the app is reached.
 """
 
 from __future__ import annotations
@@ -19,13 +18,6 @@ Headers = list[tuple[bytes, bytes]]
 
 _PROBLEM_CONTENT_TYPE = (b"content-type", PROBLEM_MEDIA_TYPE.encode())
 _MAX_REQUEST_ID = 128
-
-
-def request_headers(scope: Scope) -> dict[bytes, bytes]:
-    """The request's headers by (lower-case) name, the first of repeated ones winning, as
-    Starlette's `Headers.get` and FastAPI's `HTTPBearer` read them. One C-level dict build
-    instead of one Python scan of the list per header the edge needs."""
-    return dict(reversed(scope["headers"]))
 
 
 def valid_request_id(raw: bytes | None) -> str | None:

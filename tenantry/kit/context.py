@@ -2,9 +2,9 @@
 the log lines: request id, caller) and its count of database statements.
 
 The in-flight requests of the process are kept by the asyncio task serving each (the server
-runs one task per request): the edge middleware (`kit.middleware`) enters a request when it
-arrives and leaves it when it is answered; the statement hook (`kit.db`), the log processor
-(`kit.logging`) and the request timeout (`kit.timeout`) look it up.
+runs one task per request): the edge middleware (`kit.middleware`) puts a request in
+`inflight` when it arrives and takes it out when it is answered; the statement hook (`kit.db`),
+the log processor (`kit.logging`) and the request timeout (`kit.timeout`) look it up.
 
 Ours, keyed by task, rather than a context variable, for cost: setting a context variable makes
 a new context, and every other context variable read in the request (anyio's, OpenTelemetry's
@@ -30,33 +30,14 @@ class RequestContext:
 
     __slots__ = ("count", "cut", "deadline", "state")
 
-    def __init__(self, state: dict[str, Any], deadline: float) -> None:
-        self.count = 0
-        self.state = state
-        self.deadline = deadline  # on the time.perf_counter() clock
-        self.cut = False  # cancelled for being past its deadline
+    count: int
+    state: dict[str, Any]
+    deadline: float  # on the time.perf_counter() clock
+    cut: bool  # cancelled for being past its deadline
 
 
 # The in-flight requests by the task serving each.
 inflight: dict[asyncio.Task[Any], RequestContext] = {}
-
-
-def enter(request: RequestContext) -> tuple[asyncio.Task[Any], RequestContext | None] | None:
-    """Make `request` the current task's; what `leave` needs, or None outside a task."""
-    task = asyncio.current_task()
-    if task is None:
-        return None
-    outer = inflight.get(task)  # an app called from inside another request: restored after
-    inflight[task] = request
-    return task, outer
-
-
-def leave(entered: tuple[asyncio.Task[Any], RequestContext | None]) -> None:
-    task, outer = entered
-    if outer is None:
-        del inflight[task]
-    else:
-        inflight[task] = outer
 
 
 def current_request() -> RequestContext | None:

@@ -254,10 +254,6 @@ def instrument_pool(engine: AsyncEngine, name: str) -> None:
 # --- exposition ------------------------------------------------------------------------------
 
 
-def multiprocess_dir() -> str | None:
-    return os.environ.get(MULTIPROC_ENV) or None
-
-
 def render() -> tuple[bytes, str]:
     """The text exposition of every metric (every worker's, in multiprocess mode). In one
     process, call it on the event loop (it reads `http_stats`, which the loop updates); with

@@ -46,7 +46,7 @@ from tenantry.kit.errors import PayloadTooLarge
 from tenantry.kit.gzip import GzipSend, accepts_gzip
 from tenantry.kit.logging import access_line, get_logger
 from tenantry.kit.metrics import RequestMetrics
-from tenantry.kit.ratelimit import RateLimiter, client_key, refuse
+from tenantry.kit.ratelimit import RateLimiter, refuse
 from tenantry.kit.routes import RouteTemplates
 from tenantry.kit.security import TOKEN_CLAIMS, verify_bearer
 from tenantry.kit.timeout import Watchdog
@@ -55,6 +55,7 @@ log = get_logger("tenantry.http")
 
 _EXCHANGE = "tenantry.edge"  # the scope key of the request's `_Exchange`, for CORS's inside
 _perf_counter = time.perf_counter
+_time = time.time
 _current_task = asyncio.current_task
 
 
@@ -75,8 +76,7 @@ class _Exchange(RequestContext):
         fixed: Headers,
         state: dict[str, Any],
     ) -> None:
-        # RequestContext's fields (keep in step with its __slots__), set here rather than
-        # through its __init__: a call less a request
+        # RequestContext's fields
         self.count = 0
         self.state = state
         self.deadline = deadline
@@ -238,43 +238,42 @@ class EdgeMiddleware:
         if accept is not None and accepts_gzip(accept):
             send = GzipSend(send, min_bytes=self.gzip_min_bytes, level=self.gzip_level)
         try:
-            length = headers.get(b"content-length")
-            if length is not None or b"transfer-encoding" in headers:
-                if b"transfer-encoding" in headers:
-                    receive = self._counting(receive)
-                elif _over(length, self.max_body_bytes):
-                    await send_problem(
-                        scope,
-                        send,
-                        413,
-                        PayloadTooLarge.slug,
-                        PayloadTooLarge.title,
-                        self._too_large(),
-                        [(b"connection", b"close")],
-                    )
-                    return
+            if b"transfer-encoding" in headers:  # chunked: counted as it streams
+                receive = self._counting(receive)
+            elif _over(headers.get(b"content-length"), self.max_body_bytes):
+                await send_problem(
+                    scope,
+                    send,
+                    413,
+                    PayloadTooLarge.slug,
+                    PayloadTooLarge.title,
+                    self._too_large(),
+                    [(b"connection", b"close")],
+                )
+                return
             auth = headers.get(b"authorization")
             claims = None if auth is None else verify_bearer(scope["app"].state.tokens, auth)
             exchange.state[TOKEN_CLAIMS] = claims  # the decode-once contract, `kit.security`
             limiter = self.limiter
             policy = limiter.policy_for(scope["path"])
             if policy is not None:
+                # counted against the principal's id, else the client's address
+                if claims is not None:
+                    who: Hashable = claims.sub
+                else:
+                    client = scope.get("client")
+                    who = client[0] if client else "unknown"
                 local = limiter.local
-                if local is not None:  # counted here: by the principal's id or the address
-                    if claims is not None:
-                        who: Hashable = claims.sub
-                    else:
-                        client = scope.get("client")
-                        who = client[0] if client else "unknown"
-                    outcome: tuple[int, int] | None = local.hit(policy, who)
+                if local is not None:
+                    outcome: tuple[int, int] | None = local.hit(policy, who, _time())
                 else:  # None: the shared store is down, and the request goes through
-                    outcome = await limiter.hit(policy, client_key(scope, claims))
+                    outcome = await limiter.hit_shared(policy, who)
                 if outcome is not None:
                     count, reset = outcome
                     remaining = policy.amount - count
                     exchange.extra = (
                         policy.policy_header,
-                        (b"ratelimit", policy.state_format % (max(remaining, 0), reset)),
+                        (b"ratelimit", policy.state(remaining, reset)),
                     )
                     if remaining < 0:
                         await refuse(scope, send, policy, reset)

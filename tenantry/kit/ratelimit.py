@@ -31,8 +31,8 @@ import asyncio
 import time
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
-from time import time as _time
-from typing import Any, Protocol
+from typing import Any
+from uuid import UUID
 
 from limits import parse
 from limits.aio.storage import RedisStorage
@@ -42,7 +42,6 @@ from starlette.types import Scope, Send
 
 from tenantry.kit.asgi import send_problem
 from tenantry.kit.logging import get_logger
-from tenantry.kit.security import TokenClaims
 
 log = get_logger("tenantry.ratelimit")
 
@@ -57,11 +56,6 @@ class Policy:
     # The RateLimit-Policy header, and the format of the RateLimit one's value, made once.
     policy_header: tuple[bytes, bytes] = field(repr=False, compare=False)
     state_format: bytes = field(repr=False, compare=False)
-
-    @property
-    def header(self) -> bytes:
-        """The RateLimit-Policy value: `"name";q=<amount>;w=<window seconds>`."""
-        return self.policy_header[1]
 
     @classmethod
     def parse(cls, name: str, text: str) -> Policy:
@@ -81,12 +75,6 @@ class Policy:
         return self.state_format % (remaining if remaining > 0 else 0, reset)
 
 
-class Counter(Protocol):
-    async def incr(self, key: str, window_s: int, window: int) -> int:
-        """Add one to `key` in window number `window` (of `window_s` seconds); the new count."""
-        ...
-
-
 @dataclass(slots=True)
 class _Window:
     number: int
@@ -96,8 +84,7 @@ class _Window:
 
 
 class WindowCounter:
-    """Counts in this process: one dict per space (a policy, or a window length), replaced when
-    its window ends.
+    """Counts in this process: one dict per policy, replaced when its window ends.
 
     Bounded: past `max_keys` clients in one window, new ones are not counted (and so not
     limited) until the window turns, and that is logged once.
@@ -107,21 +94,10 @@ class WindowCounter:
         self.max_keys = max_keys
         self._windows: dict[Hashable, _Window] = {}
 
-    async def incr(self, key: str, window_s: int, window: int) -> int:
-        current = self._windows.get(window_s)
-        if current is None or current.number != window:
-            current = self._windows[window_s] = _Window(window, (window + 1) * window_s)
-        count = current.counts.get(key, 0) + 1
-        if count == 1 and len(current.counts) >= self.max_keys:
-            return self._full(current, window_s)
-        current.counts[key] = count
-        return count
-
-    def hit(self, policy: Policy, who: Hashable) -> tuple[int, int]:
+    def hit(self, policy: Policy, who: Hashable, now: float) -> tuple[int, int]:
         """Count one request of `who` (a principal's id, or an address: no key to build) under
-        `policy` now: (its count in the window, whole seconds until the window ends). Without
-        a coroutine, and the same steps as `incr` inlined: the edge's path in this process."""
-        now = _time()
+        `policy` at `now` (`time.time()`): (its count in the window, whole seconds until the
+        window ends). Without a coroutine: the edge's path when counts are in this process."""
         current = self._windows.get(policy.name)
         if current is None or now >= current.end:
             number = int(now // policy.window_s)
@@ -226,12 +202,13 @@ class RateLimiter:
         self.default = default
         self.enabled = enabled
         self.key_prefix = key_prefix
+        # counts in this process, or (`use_redis`) in Redis: exactly one of the two is set
         self.local: WindowCounter | None = WindowCounter()
-        self.counter: Counter = self.local
+        self.shared: RedisCounter | None = None
         self._failing_since = 0.0
 
     def use_redis(self, client: Redis) -> None:
-        self.counter = RedisCounter(client, self.key_prefix)
+        self.shared = RedisCounter(client, self.key_prefix)
         self.local = None
 
     def policy_for(self, path: str) -> Policy | None:
@@ -244,13 +221,16 @@ class RateLimiter:
                 return policy
         return self.default
 
-    async def hit(self, policy: Policy, who: str) -> tuple[int, int] | None:
-        """(count in the current window, seconds until it ends), or None when the counter's
-        store is unreachable: then the request goes through (availability over limits)."""
+    async def hit_shared(self, policy: Policy, who: Hashable) -> tuple[int, int] | None:
+        """`WindowCounter.hit` in Redis: (count in the current window, seconds until it ends),
+        or None when Redis is unreachable: then the request goes through (availability over
+        limits). `who` as for the local count; its key says which of the two it is."""
+        assert self.shared is not None
         now = time.time()
         window = int(now // policy.window_s)
+        key = f"{policy.name}:u:{who.hex}" if isinstance(who, UUID) else f"{policy.name}:a:{who}"
         try:
-            count = await self.counter.incr(f"{policy.name}:{who}", policy.window_s, window)
+            count = await self.shared.incr(key, policy.window_s, window)
         except Exception as exc:  # the store is down: let traffic through, say so now and then
             if now - self._failing_since > 30:
                 self._failing_since = now
@@ -262,15 +242,6 @@ class RateLimiter:
 def _reset(policy: Policy, window: int, now: float) -> int:
     """Whole seconds until the window ends, at least 1."""
     return max(1, int((window + 1) * policy.window_s - now + 0.999))
-
-
-def client_key(scope: Scope, claims: TokenClaims | None) -> str:
-    """Whom a request is counted against in a shared store: its principal when its token
-    verified, else its client address."""
-    if claims is not None:
-        return "u:" + claims.sub.hex
-    client = scope.get("client")
-    return "a:" + (client[0] if client else "unknown")
 
 
 async def refuse(scope: Scope, send: Send, policy: Policy, reset: int) -> None:
