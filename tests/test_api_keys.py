@@ -64,6 +64,15 @@ async def test_a_key_authenticates_as_its_creator_with_its_role(world: World) ->
     assert_problem(await world.client.get("/api/v1/users", headers=bearer(key)), 403)
 
 
+async def test_a_key_is_never_decoded_as_an_access_token(world: World, app: Any) -> None:
+    owner = await world.user(await world.tenant(), "owner")
+    key = (await _make(world, owner.headers))["key"]
+    tokens = app.state.tokens.verified
+    looked_up = tokens.hits + tokens.misses
+    assert (await world.client.get(ME, headers=bearer(key))).status_code == 200
+    assert tokens.hits + tokens.misses == looked_up
+
+
 async def test_role_no_higher_than_the_creators(world: World) -> None:
     tenant = await world.tenant()
     admin = await world.user(tenant, "admin")

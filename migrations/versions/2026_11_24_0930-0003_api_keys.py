@@ -35,7 +35,7 @@ def upgrade() -> None:
         sa.Column(
             "created_at",
             sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
+            server_default=NOW,
             nullable=False,
         ),
         sa.ForeignKeyConstraint(

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, text
+from sqlalchemy import bindparam, delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.api_keys.models import ApiKey
@@ -27,6 +27,17 @@ class ApiKeyRepository(TenantRepository[ApiKey]):
             return [r[0] for r in rows], int(rows[0].total)
         total = (await self.session.execute(self.select(func.count()))).scalar_one()
         return [], int(total)
+
+    async def delete(self, key_id: uuid.UUID) -> str | None:
+        """Delete the tenant's key in one statement; its hash (to drop from the caches), or
+        None when the tenant has no such key."""
+        stmt = (
+            delete(ApiKey)
+            .where(self.tenant_filter(), ApiKey.id == key_id)
+            .returning(ApiKey.key_hash)
+        )
+        key_hash: str | None = (await self.session.execute(stmt)).scalar_one_or_none()
+        return key_hash
 
 
 _RECORD_USAGE = text(

@@ -34,11 +34,10 @@ from tenantry.auth.principal import ROLE_RANK, Principal
 from tenantry.kit.cache import Caches, CacheSpec, invalidate_on_commit
 from tenantry.kit.db import Database, session_scope
 from tenantry.kit.errors import Forbidden, NotFound, Unauthorized
+from tenantry.kit.security import API_KEY_PREFIX
 from tenantry.kit.tenancy import TenantScope
 
 log = logging.getLogger("tenantry.api_keys")
-
-API_KEY_PREFIX = "tnt_"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,10 +50,6 @@ class ApiKeyGrant:
 
 
 API_KEY_CACHE = CacheSpec("api_keys", ttl_s=300, max_size=10_000, value_type=ApiKeyGrant)
-
-
-def is_api_key(token: str) -> bool:
-    return token.startswith(API_KEY_PREFIX)
 
 
 def hash_key(secret: str, key: str) -> str:
@@ -101,13 +96,10 @@ async def page(
 async def revoke(session: AsyncSession, actor: Principal, key_id: uuid.UUID) -> None:
     if actor.via_api_key:
         raise Forbidden("An API key cannot revoke API keys; log in as a person.")
-    repo = ApiKeyRepository(session, actor.scope)
-    key = await repo.get(key_id)
-    if key is None:
+    key_hash = await ApiKeyRepository(session, actor.scope).delete(key_id)
+    if key_hash is None:
         raise NotFound("No such API key in your company.")
-    await session.delete(key)
-    invalidate_on_commit(session, API_KEY_CACHE.name, key.key_hash)
-    await session.flush()
+    invalidate_on_commit(session, API_KEY_CACHE.name, key_hash)
 
 
 class UsageBuffer:

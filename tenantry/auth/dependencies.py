@@ -17,7 +17,7 @@ from tenantry.api_keys import service as api_keys
 from tenantry.auth import service
 from tenantry.auth.principal import Principal
 from tenantry.kit.errors import Forbidden, Unauthorized
-from tenantry.kit.security import InvalidToken, request_claims
+from tenantry.kit.security import InvalidToken, is_api_key, request_claims
 from tenantry.kit.tenancy import TenantScope
 
 bearer = HTTPBearer(
@@ -39,7 +39,7 @@ async def get_principal(
     token = credentials.credentials
     state = request.app.state
     db, caches = state.db, state.caches
-    if api_keys.is_api_key(token):
+    if is_api_key(token):
         principal = await api_keys.authenticate(
             db, caches, state.api_key_usage, state.settings.api_key_secret, token
         )

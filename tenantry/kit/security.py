@@ -190,12 +190,21 @@ def bearer_token(authorization: bytes | None) -> str | None:
     return token if token and scheme.lower() == "bearer" else None
 
 
+# API keys travel as bearer tokens too (`api_keys.service`); they are never JWTs.
+API_KEY_PREFIX: Final = "tnt_"
+
+
+def is_api_key(token: str) -> bool:
+    return token.startswith(API_KEY_PREFIX)
+
+
 def verify_bearer(codec: TokenCodec, authorization: bytes) -> TokenClaims | None:
     """The claims of the bearer token in an `Authorization` header value, or None when it holds
-    none or it does not verify. The edge middleware stashes the outcome in the request's state
+    none, holds an API key (not decoded as a JWT: the auth dependency checks those), or does
+    not verify. The edge middleware stashes the outcome in the request's state
     (`TOKEN_CLAIMS`)."""
     token = bearer_token(authorization)
-    if token is None:
+    if token is None or is_api_key(token):
         return None
     try:
         return codec.decode(token)
