@@ -50,7 +50,11 @@ async def test_requests_counted_by_route_template_method_status(
     labels = {"route": route, "method": "PATCH", "status": "404"}
     assert sample_value(after, REQUESTS, **labels) - sample_value(before, REQUESTS, **labels) == 3
     count = "tenantry_http_request_duration_seconds_count"
-    assert sample_value(after, count, route=route, method="PATCH") >= 3
+    assert (
+        sample_value(after, count, route=route, method="PATCH")
+        - sample_value(before, count, route=route, method="PATCH")
+        == 3
+    )
     queries = "tenantry_db_queries_per_request_count"
     assert (
         sample_value(after, queries, route=route) - sample_value(before, queries, route=route) == 3
@@ -111,23 +115,27 @@ async def test_label_sets_stay_bounded_under_distinct_ids(
 
 
 def test_hooks_count_by_name() -> None:
+    def samples() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        body, _ = metrics.render()
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for f in text_string_to_metric_families(body.decode())
+            for s in f.samples
+        }
+
+    hit = ("tenantry_cache_requests_total", (("cache", "principal"), ("result", "hit")))
+    miss = ("tenantry_cache_requests_total", (("cache", "principal"), ("result", "miss")))
+    evictions = ("tenantry_cache_evictions_total", (("cache", "principal"),))
+    jobs = ("tenantry_jobs_total", (("outcome", "succeeded"), ("task", "send_welcome")))
+    before = samples()
     metrics.record_cache("principal", hit=True)
     metrics.record_cache("principal", hit=False)
     metrics.record_cache("principal", hit=True)
     metrics.record_cache_eviction("principal", 2)
     metrics.record_job("send_welcome", "succeeded")
-    body, _ = metrics.render()
-    samples = {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for f in text_string_to_metric_families(body.decode())
-        for s in f.samples
-    }
-    hit = ("tenantry_cache_requests_total", (("cache", "principal"), ("result", "hit")))
-    assert samples[hit] >= 2
-    evictions = ("tenantry_cache_evictions_total", (("cache", "principal"),))
-    assert samples[evictions] >= 2
-    jobs = ("tenantry_jobs_total", (("outcome", "succeeded"), ("task", "send_welcome")))
-    assert samples[jobs] >= 1
+    after = samples()
+    added = {name: after[name] - before.get(name, 0) for name in (hit, miss, evictions, jobs)}
+    assert added == {hit: 2, miss: 1, evictions: 2, jobs: 1}
 
 
 # --- several workers ---------------------------------------------------------------------------

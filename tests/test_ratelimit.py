@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -16,7 +16,7 @@ from tenantry.config import Settings
 from tenantry.kit.db import Database
 from tenantry.kit.ratelimit import Policy, WindowCounter
 from tenantry.kit.security import TokenClaims, TokenCodec
-from tests.conftest import PASSWORD, World, assert_problem
+from tests.conftest import PASSWORD, World, assert_problem, delete_redis_keys
 from tests.platform import client_for, make_app
 
 LOGIN = "/api/v1/auth/login"
@@ -137,16 +137,10 @@ def test_window_counter_turns_and_stays_bounded() -> None:
 
 
 @pytest.fixture
-async def redis_prefix(redis_available: str) -> AsyncIterator[str]:
+def redis_prefix(redis_available: str) -> Iterator[str]:
     prefix = f"test-rl-{uuid.uuid4().hex[:12]}"
     yield prefix
-    client = Redis.from_url(redis_available)
-    try:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}:*")]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
+    delete_redis_keys(redis_available, prefix + ":")
 
 
 async def test_two_instances_share_counts_in_redis(
