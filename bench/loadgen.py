@@ -23,9 +23,9 @@ class LoadGenError(RuntimeError):
     pass
 
 
-def ensure_tool(command: str, package: str | None = None) -> str:
-    """A Debian tool (wrk, valgrind); installed with apt-get when missing (the harness runs as
-    root in CI)."""
+def ensure_tool(command: str) -> str:
+    """A Debian tool whose package has its name (wrk, valgrind); installed with apt-get when
+    missing (the harness runs as root in CI)."""
     found = shutil.which(command)
     if found:
         return found
@@ -33,7 +33,7 @@ def ensure_tool(command: str, package: str | None = None) -> str:
         print(f"{command} is missing; installing Debian's package…", file=sys.stderr)
         subprocess.run(["apt-get", "update", "-qq"], check=False, capture_output=True)
         subprocess.run(
-            ["apt-get", "install", "-y", "-qq", package or command],
+            ["apt-get", "install", "-y", "-qq", command],
             check=True,
             capture_output=True,
             env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
@@ -41,8 +41,7 @@ def ensure_tool(command: str, package: str | None = None) -> str:
         found = shutil.which(command)
     if not found:
         raise LoadGenError(
-            f"{command} is not installed and could not be installed: apt-get install "
-            f"{package or command}"
+            f"{command} is not installed and could not be installed: apt-get install {command}"
         )
     return found
 

@@ -86,14 +86,29 @@ async def _seed(url: str, options: Options) -> None:
 
 
 class Server:
-    def __init__(self, env: dict[str, str], cpu: int | None) -> None:
+    """One uvicorn process serving an app factory (the benchmark's, by default), pinned to `cpu`;
+    ready when `ready_path` answers 200."""
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        cpu: int | None,
+        *,
+        factory: str = "bench.server:create",
+        app_dir: str = ".",
+        ready_path: str = "/readyz",
+        name: str = "bench-server",
+    ) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.ready_path = ready_path
         cmd = [
             sys.executable,
             "-m",
             "uvicorn",
-            "bench.server:create",
+            factory,
+            "--app-dir",
+            app_dir,
             "--factory",
             "--host",
             "127.0.0.1",
@@ -118,7 +133,8 @@ class Server:
             **env,
             "PYTHONUNBUFFERED": "1",
         }
-        self.log = open(ROOT / "var" / "bench-server.log", "w")  # noqa: SIM115 - closed in stop()
+        (ROOT / "var").mkdir(exist_ok=True)
+        self.log = open(ROOT / "var" / f"{name}.log", "w")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             cmd,
             cwd=ROOT,
@@ -135,7 +151,7 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"the server exited; see {self.log.name}")
             try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                if httpx.get(self.url + self.ready_path, timeout=1).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass

@@ -40,7 +40,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.loadgen import ensure_tool  # noqa: E402 - after the path is set
+from bench.runner import Server  # noqa: E402
 
 APPS = ("bare", "tenantry_bare", "full")
 ENV = {
@@ -89,13 +89,8 @@ def tenantry_bare() -> FastAPI:
 # --- throughput ------------------------------------------------------------------------------
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _wrk(port: int, seconds: str) -> tuple[int, float, int]:
-    url = f"http://127.0.0.1:{port}/ping"
+def _wrk(url: str, seconds: str) -> tuple[int, float, int]:
+    url += "/ping"
     out = subprocess.run(  # noqa: S603 - our own arguments
         ["taskset", "-c", "1", "wrk", "-t1", "-c50", f"-d{seconds}", url],  # noqa: S607
         capture_output=True,
@@ -110,30 +105,27 @@ def _wrk(port: int, seconds: str) -> tuple[int, float, int]:
 
 def throughput(rounds: int, seconds: str) -> None:
     ensure_tool("wrk")
-    servers: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
+    servers: dict[str, Server] = {}
     try:
-        for i, name in enumerate(APPS):
-            port = 18700 + i
-            cmd = ["taskset", "-c", "0", str(ROOT / ".venv/bin/uvicorn"), "--app-dir", "script"]
-            cmd += ["--factory", f"bench_stack:{name}", "--port", str(port), "--loop", "uvloop"]
-            cmd += ["--http", "httptools", "--no-access-log", "--log-level", "warning"]
-            proc = subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL)  # noqa: S603
-            servers[name] = (proc, port)
-        for _, port in servers.values():
-            for _ in range(150):
-                try:
-                    urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=1)
-                    break
-                except OSError:
-                    time.sleep(0.2)
-            _wrk(port, "2s")  # warm up
+        for name in APPS:
+            servers[name] = Server(
+                ENV,
+                0,
+                factory=f"bench_stack:{name}",
+                app_dir="script",
+                ready_path="/ping",
+                name=name,
+            )
+        for server in servers.values():
+            server.wait_ready()
+            _wrk(server.url, "2s")  # warm up
         results: dict[str, list[tuple[float, float, int]]] = {name: [] for name in APPS}
         shares = []
         for r in range(rounds):
-            for name, (proc, port) in servers.items():
-                before = _cpu_seconds(proc.pid)
-                requests, rps, errors = _wrk(port, seconds)
-                cpu_us = (_cpu_seconds(proc.pid) - before) / requests * 1e6
+            for name, server in servers.items():
+                before = server.cpu_seconds()
+                requests, rps, errors = _wrk(server.url, seconds)
+                cpu_us = (server.cpu_seconds() - before) / requests * 1e6
                 results[name].append((rps, cpu_us, errors))
                 print(f"round {r + 1} {name:14s} {rps:7.0f} req/s  {cpu_us:6.1f} µs CPU/request")
             shares.append(results["full"][-1][0] / results["tenantry_bare"][-1][0])
@@ -155,9 +147,8 @@ def throughput(rounds: int, seconds: str) -> None:
             f"{min(shares):.1%}-{max(shares):.1%})"
         )
     finally:
-        for proc, _ in servers.values():
-            proc.terminate()
-            proc.wait(timeout=30)
+        for server in servers.values():
+            server.stop()
 
 
 # --- instructions ----------------------------------------------------------------------------
@@ -173,7 +164,8 @@ def _in_process(name: str, requests: int, marker: str) -> None:
         return {"type": "http.request", "body": b"", "more_body": False}
 
     async def send(message: Any) -> None:
-        pass
+        if message["type"] == "http.response.start" and message["status"] != 200:
+            raise RuntimeError(f"{name} answered {message['status']}: nothing to count")
 
     app = globals()[name]()
 
