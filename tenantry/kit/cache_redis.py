@@ -54,30 +54,19 @@ class RedisTier:
     # --- L2 -----------------------------------------------------------------------------------
 
     async def get(self, cache: str, key: str) -> tuple[bytes | None, bytes | None] | None:
-        if not self.health.usable():
+        names = (self._value_key(cache, key), self._generation_key(cache, key))
+        found = await self.health.call("cache", lambda: self.redis.mget(*names), None)
+        if found is None:
             return None
-        try:
-            value, generation = await self.redis.mget(
-                self._value_key(cache, key), self._generation_key(cache, key)
-            )
-        except REDIS_FAILURES as exc:
-            self.health.failed("cache", exc)
-            return None
-        self.health.succeeded()
+        value, generation = found
         return _as_bytes(value), _as_bytes(generation)
 
     async def put(
         self, cache: str, key: str, data: bytes, generation: bytes | None, ttl_s: float
     ) -> None:
-        if not self.health.usable():
-            return
-        try:
-            await self._put_script(
-                keys=[self._value_key(cache, key), self._generation_key(cache, key)],
-                args=[generation or b"", data, max(1, int(ttl_s * 1000))],
-            )
-        except REDIS_FAILURES as exc:
-            self.health.failed("cache", exc)
+        keys = [self._value_key(cache, key), self._generation_key(cache, key)]
+        args: list[bytes | int] = [generation or b"", data, max(1, int(ttl_s * 1000))]
+        await self.health.call("cache", lambda: self._put_script(keys=keys, args=args), None)
 
     async def _clear(self, cache: str) -> None:
         batch: list[bytes] = []
@@ -95,9 +84,7 @@ class RedisTier:
         return None  # Redis cannot join the transaction; `send` runs after the commit
 
     async def send(self, events: list[Event], messages: list[bytes]) -> bool:
-        if not self.health.usable():
-            return False
-        try:
+        async def invalidate() -> bool:
             for cache, key in events:
                 if key is None:
                     await self._clear(cache)
@@ -111,11 +98,9 @@ class RedisTier:
             for message in messages:
                 pipe.publish(self.channel, message)
             await pipe.execute()
-        except REDIS_FAILURES as exc:
-            self.health.failed("cache-invalidation", exc)
-            return False
-        self.health.succeeded()
-        return True
+            return True
+
+        return await self.health.call("cache-invalidation", invalidate, False)
 
     async def listen(
         self,

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from prometheus_client import Counter, Gauge
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -33,6 +34,9 @@ REDIS_ERRORS = Counter(
 
 # What a call to an unreachable, restarting or overloaded Redis raises.
 REDIS_FAILURES: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
+
+T = TypeVar("T")
+F = TypeVar("F")
 
 
 def make_client(settings: Settings) -> Redis | None:
@@ -72,15 +76,11 @@ class RedisHealth:
         self.down_since: float | None = None
         self._retry_at = 0.0
         self._last_log = float("-inf")
-        self._recover_callbacks: list[Callable[[], None]] = []
         REDIS_UP.set(1)
 
     def usable(self) -> bool:
         """False while the circuit is open (Redis failed less than `retry_s` ago)."""
         return self.up or self.clock() >= self._retry_at
-
-    def on_recover(self, callback: Callable[[], None]) -> None:
-        self._recover_callbacks.append(callback)
 
     def failed(self, component: str, exc: BaseException) -> None:
         now = self.clock()
@@ -109,5 +109,16 @@ class RedisHealth:
         self.down_since = None
         REDIS_UP.set(1)
         log.warning("Redis is reachable again")
-        for callback in self._recover_callbacks:
-            callback()
+
+    async def call(self, component: str, call: Callable[[], Awaitable[T]], fallback: F) -> T | F:
+        """`call()` through the circuit: `fallback` while it is open or when Redis fails (the
+        failure recorded against `component`), the result otherwise."""
+        if not self.usable():
+            return fallback
+        try:
+            result = await call()
+        except REDIS_FAILURES as exc:
+            self.failed(component, exc)
+            return fallback
+        self.succeeded()
+        return result
