@@ -90,7 +90,6 @@ def build_caches(settings: Settings, tokens: TokenCodec) -> Caches:
         )
     )
     caches.register(tokens.verified)
-    caches.observe(metrics.record_cache, metrics.record_cache_eviction)
     return caches
 
 

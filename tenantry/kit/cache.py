@@ -31,6 +31,7 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.kit.cache_l1 import CacheStats, Clock, Store
+from tenantry.kit.metrics import record_cache, record_cache_eviction
 
 log = logging.getLogger("tenantry.cache")
 
@@ -53,7 +54,8 @@ def invalidate_on_commit(session: AsyncSession, cache: str, key: str | None) -> 
 
 
 def take_invalidations(session: AsyncSession) -> list[Event]:
-    return cast(list[Event], session.info.pop(_PENDING, []))
+    """What the session marked stale, each once (a whole-cache clear covers its keys)."""
+    return _dedupe(cast(list[Event], session.info.pop(_PENDING, [])))
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,24 +113,20 @@ class NamedCache(Generic[V]):
         self.misses = 0
         self.loads = 0
         self.l2_hits = 0
-        # Metric hooks (kit.metrics.record_cache / record_cache_eviction), set by
-        # `Caches.observe`; kit.metrics imports the database kit, which imports this module.
-        self.on_lookup: Callable[[str, bool], None] | None = None
-        self.on_evict: Callable[[str, int], None] | None = None
+
+    # The counters above answer the stats endpoint; /metrics gets the same through
+    # prometheus-client, whose counters also add up over several worker processes.
 
     def _hit(self) -> None:
         self.hits += 1
-        if self.on_lookup is not None:
-            self.on_lookup(self.name, True)
+        record_cache(self.name, True)
 
     def _miss(self) -> None:
         self.misses += 1
-        if self.on_lookup is not None:
-            self.on_lookup(self.name, False)
+        record_cache(self.name, False)
 
     def _evicted(self) -> None:
-        if self.on_evict is not None:
-            self.on_evict(self.name, 1)
+        record_cache_eviction(self.name)
 
     @property
     def shareable(self) -> bool:
@@ -255,12 +253,16 @@ class Bus(Protocol):
     """Carries invalidations between instances: kit/cache_pg.py or kit/cache_redis.py."""
 
     ready: asyncio.Event
+    # True: the messages go out inside the transaction (`stage`: PostgreSQL NOTIFY, delivered
+    # by the commit); False: after it (`send`: Redis). Messages are encoded for that one only.
+    in_transaction: bool
 
     async def stage(self, session: AsyncSession, messages: list[bytes]) -> None:
-        """Inside the transaction, before it commits (PostgreSQL NOTIFY); may do nothing."""
+        """Inside the transaction, before it commits; only called when `in_transaction`."""
 
     async def send(self, events: list[Event], messages: list[bytes]) -> bool:
-        """After the commit (Redis: delete from L2 and publish); False when it failed."""
+        """After the commit (Redis: delete from L2 and publish, `messages` empty when
+        `in_transaction`); False when it failed."""
 
     async def listen(
         self,
@@ -280,8 +282,6 @@ class Caches:
         self.l2: SecondTier | None = None
         self.bus: Bus | None = None
         self._failed: list[Event] = []
-        self._on_lookup: Callable[[str, bool], None] | None = None
-        self._on_evict: Callable[[str, int], None] | None = None
 
     def add(self, spec: CacheSpec[V]) -> NamedCache[V]:
         if spec.name in self._caches:
@@ -292,18 +292,9 @@ class Caches:
         return cache
 
     def register(self, cache: NamedCache[Any]) -> None:
-        """Adopt a cache (also one made elsewhere: the token verifier's) for stats, metrics and
+        """Adopt a cache (also one made elsewhere: the token verifier's) for stats and
         clearing."""
-        cache.on_lookup, cache.on_evict = self._on_lookup, self._on_evict
         self._caches[cache.name] = cache
-
-    def observe(
-        self, on_lookup: Callable[[str, bool], None], on_evict: Callable[[str, int], None]
-    ) -> None:
-        """Report every cache's hits, misses and evictions to these hooks (the metrics)."""
-        self._on_lookup, self._on_evict = on_lookup, on_evict
-        for cache in self._caches.values():
-            cache.on_lookup, cache.on_evict = on_lookup, on_evict
 
     def cache(self, spec: CacheSpec[V]) -> NamedCache[V]:
         return cast(NamedCache[V], self._caches[spec.name])
@@ -323,29 +314,39 @@ class Caches:
     # --- invalidation -----------------------------------------------------------------------
 
     def _messages(self, events: list[Event]) -> list[bytes]:
+        """The events as bus messages of at most MAX_MESSAGE_BYTES each (one event's size
+        counted once, plus its comma)."""
         messages: list[bytes] = []
+        empty = len(orjson.dumps({"o": self.instance_id, "e": []}))
         batch: list[Event] = []
+        size = empty
         for event in events:
-            candidate = orjson.dumps({"o": self.instance_id, "e": [*batch, event]})
-            if batch and len(candidate) > MAX_MESSAGE_BYTES:
+            grows = len(orjson.dumps(event)) + 1
+            if batch and size + grows > MAX_MESSAGE_BYTES:
                 messages.append(orjson.dumps({"o": self.instance_id, "e": batch}))
-                batch = []
+                batch, size = [], empty
             batch.append(event)
+            size += grows
         if batch:
             messages.append(orjson.dumps({"o": self.instance_id, "e": batch}))
         return messages
 
+    def _after_commit(self, events: list[Event]) -> list[bytes]:
+        """The messages `send` carries: none when the bus sent them inside the transaction."""
+        assert self.bus is not None
+        return [] if self.bus.in_transaction else self._messages(events)
+
     async def stage(self, session: AsyncSession, events: list[Event]) -> None:
-        if self.bus is not None and events:
+        if self.bus is not None and self.bus.in_transaction and events:
             await self.bus.stage(session, self._messages(events))
 
     async def publish(self, events: list[Event]) -> None:
-        """After the commit: drop here, then tell the L2 and the other instances."""
-        events = _dedupe(events)
+        """After the commit: drop here, then tell the L2 and the other instances. `events` come
+        from `take_invalidations`, each once."""
         if not events:
             return
         self.apply(events)
-        if self.bus is not None and not await self.bus.send(events, self._messages(events)):
+        if self.bus is not None and not await self.bus.send(events, self._after_commit(events)):
             self._remember(events)
 
     def clear_local(self) -> None:
@@ -374,7 +375,7 @@ class Caches:
         self.clear_local()
         if self._failed and self.bus is not None:
             failed, self._failed = self._failed, []
-            if not await self.bus.send(failed, self._messages(failed)):
+            if not await self.bus.send(failed, self._after_commit(failed)):
                 self._remember(failed)
 
     def _remember(self, events: list[Event]) -> None:

@@ -33,6 +33,7 @@ class PostgresBus:
         self.keepalive_s = keepalive_s
         self.retry_max_s = retry_max_s
         self.ready = asyncio.Event()
+        self.in_transaction = True  # NOTIFY inside the transaction, delivered by its commit
 
     async def stage(self, session: AsyncSession, messages: list[bytes]) -> None:
         for message in messages:

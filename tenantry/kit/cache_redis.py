@@ -80,8 +80,10 @@ class RedisTier:
 
     # --- bus ----------------------------------------------------------------------------------
 
+    in_transaction = False  # Redis cannot join the transaction: `send` runs after the commit
+
     async def stage(self, session: object, messages: list[bytes]) -> None:
-        return None  # Redis cannot join the transaction; `send` runs after the commit
+        raise NotImplementedError("Redis publishes after the commit, in `send`")
 
     async def send(self, events: list[Event], messages: list[bytes]) -> bool:
         async def invalidate() -> bool:
