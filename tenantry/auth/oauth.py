@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tenantry.auth import service as auth
 from tenantry.auth.oidc import OidcClient, OidcRefused
 from tenantry.auth.repository import AuthRepository
 from tenantry.kit.errors import BadRequest
@@ -79,7 +80,4 @@ async def finish(
     row = await repo.login_row(email.strip().lower())
     if row is None or not row.is_active:
         raise OidcRefused(f"No active Tenantry account has the email {email}.")
-    await repo.record_login(row.id)
-    return codec.issue(
-        user_id=row.id, tenant_id=row.tenant_id, role=row.role, version=row.token_version
-    )
+    return await auth.logged_in(repo, codec, row)

@@ -156,19 +156,19 @@ class OidcClient:
             "code_verifier": verifier,
         }
         methods = meta.get("token_endpoint_auth_methods_supported") or ["client_secret_basic"]
-        headers: dict[str, str] = {}
+        basic = None
         if "client_secret_basic" in methods:
             # RFC 6749 section 2.3.1: form-encode both parts before Basic encodes them.
-            user, password = (
-                quote(v, safe="") for v in (provider.client_id, provider.client_secret)
+            basic = httpx.BasicAuth(
+                quote(provider.client_id, safe=""), quote(provider.client_secret, safe="")
             )
-            basic = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
-            headers["Authorization"] = f"Basic {basic}"
         else:
             form |= {"client_id": provider.client_id, "client_secret": provider.client_secret}
         assert self.http is not None, "the app's lifespan sets the HTTP client"
         try:
-            response = await self.http.post(meta["token_endpoint"], data=form, headers=headers)
+            response = await self.http.post(
+                meta["token_endpoint"], data=form, auth=basic or httpx.USE_CLIENT_DEFAULT
+            )
             body = response.json()
         except (httpx.HTTPError, ValueError) as exc:
             raise ProviderUnavailable(f"The provider's token endpoint failed: {exc}") from exc

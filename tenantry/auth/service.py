@@ -9,6 +9,7 @@ authenticated request therefore runs no query and opens no transaction.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -40,6 +41,14 @@ async def login(
     if row is None or not ok or not row.is_active:
         raise Unauthorized(_BAD_LOGIN)
     new_hash = await hash_password(password) if password_needs_rehash(row.password_hash) else None
+    return await logged_in(repo, codec, row, new_hash)
+
+
+async def logged_in(
+    repo: AuthRepository, codec: TokenCodec, row: Any, new_hash: str | None = None
+) -> tuple[str, int]:
+    """The end of every login (password or OpenID Connect): the login recorded, the token
+    issued. `row` is `AuthRepository.login_row`'s, already checked active."""
     await repo.record_login(row.id, new_hash)
     return codec.issue(
         user_id=row.id, tenant_id=row.tenant_id, role=row.role, version=row.token_version
