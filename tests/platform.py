@@ -1,8 +1,10 @@
-"""Helpers for the HTTP platform's tests: apps with their own settings, metric samples."""
+"""Helpers shared by test modules: apps with their own settings, metric samples, two app
+instances on one database, polling for what travels between them."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -13,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tenantry.app import create_app
 from tenantry.config import Settings
 from tenantry.kit.db import Database
+from tests.conftest import running
 
 
 def make_app(settings: Settings, database: Database, **overrides: Any) -> FastAPI:
@@ -55,3 +58,25 @@ def sample_value(
         if sample_labels == labels:
             return value
     return 0.0
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], within_s: float = 5.0) -> None:
+    """Poll until `check()` holds: invalidation travels through PostgreSQL or Redis."""
+    async with asyncio.timeout(within_s):
+        while not await check():  # noqa: ASYNC110 - the change arrives from another process
+            await asyncio.sleep(0.01)
+
+
+@asynccontextmanager
+async def two_instances(
+    settings: Settings, db: Database
+) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
+    other = Database(settings.database_url or "", settings)  # each instance its own pool
+    try:
+        async with (
+            running(create_app(settings, database=db)) as a,
+            running(create_app(settings, database=other)) as b,
+        ):
+            yield a, b
+    finally:
+        await other.dispose()

@@ -15,7 +15,7 @@ from tenantry.api_keys.models import ApiKey
 from tenantry.config import Settings
 from tenantry.kit.db import Database
 from tests.conftest import CommittedWorld, World, assert_problem, login, queries, running
-from tests.test_cache_instances import eventually, two_instances
+from tests.platform import eventually, two_instances
 
 KEYS = "/api/v1/api-keys"
 ME = "/api/v1/users/me"

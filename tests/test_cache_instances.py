@@ -5,41 +5,17 @@ is really committed here, and deleted after (`committed`)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 
-from tenantry.app import create_app
 from tenantry.config import Settings
 from tenantry.kit.db import Database
-from tests.conftest import CommittedWorld, World, login, queries, running
+from tests.conftest import CommittedWorld, World, login, queries
+from tests.platform import eventually, two_instances
 
 ME = "/api/v1/users/me"
 SETTINGS = "/api/v1/tenant/settings"
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], within_s: float = 5.0) -> None:
-    """Poll until `check()` holds: invalidation travels through PostgreSQL or Redis."""
-    async with asyncio.timeout(within_s):
-        while not await check():  # noqa: ASYNC110 - the change arrives from another process
-            await asyncio.sleep(0.01)
-
-
-@asynccontextmanager
-async def two_instances(
-    settings: Settings, db: Database
-) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
-    other = Database(settings.database_url or "", settings)  # each instance its own pool
-    try:
-        async with (
-            running(create_app(settings, database=db)) as a,
-            running(create_app(settings, database=other)) as b,
-        ):
-            yield a, b
-    finally:
-        await other.dispose()
 
 
 async def _status(client: httpx.AsyncClient, headers: dict[str, str]) -> int:

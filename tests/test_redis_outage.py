@@ -21,8 +21,8 @@ from tenantry.kit.db import Database
 from tenantry.kit.redis import REDIS_UP
 from tests.conftest import CommittedWorld, assert_problem, login, queries, running
 from tests.oidc_provider import CLIENT_ID, CLIENT_SECRET, running_provider
+from tests.platform import eventually
 from tests.services import IN_CI
-from tests.test_cache_instances import eventually
 
 ME = "/api/v1/users/me"
 SETTINGS = "/api/v1/tenant/settings"

@@ -24,7 +24,7 @@ from tenantry.kit.state import (
     StateUnavailable,
     sweep_forever,
 )
-from tests.test_cache_instances import eventually
+from tests.platform import eventually
 
 
 class Clock:
