@@ -1,15 +1,15 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Response, status
 
 from tenantry.api_keys import service
 from tenantry.api_keys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyPage
 from tenantry.auth.dependencies import TenantAdmin
 from tenantry.kit.deps import SessionDep, SettingsDep
 from tenantry.kit.errors import problems
+from tenantry.kit.pagination import PageNumber, PerPage
 
 router = APIRouter(prefix="/api-keys", tags=["api-keys"])
 
@@ -23,8 +23,8 @@ router = APIRouter(prefix="/api-keys", tags=["api-keys"])
 async def list_api_keys(
     session: SessionDep,
     admin: TenantAdmin,
-    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
-    per_page: Annotated[int, Query(ge=1, le=100)] = 20,
+    page: PageNumber = 1,
+    per_page: PerPage = 20,
 ) -> ApiKeyPage:
     return await service.page(session, admin.scope, page=page, per_page=per_page)
 

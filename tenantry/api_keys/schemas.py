@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
+from tenantry.kit.pagination import Page
 from tenantry.users.schemas import Role
 
 
@@ -40,9 +41,5 @@ class ApiKeyCreated(ApiKeyOut):
     key: str = Field(description="The key itself: shown this once, never again")
 
 
-class ApiKeyPage(BaseModel):
-    items: list[ApiKeyOut]
-    total: int
-    page: int
-    per_page: int
-    pages: int
+class ApiKeyPage(Page[ApiKeyOut]):
+    pass

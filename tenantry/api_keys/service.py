@@ -18,7 +18,6 @@ import asyncio
 import hashlib
 import hmac
 import logging
-import math
 import secrets
 import uuid
 from dataclasses import dataclass, replace
@@ -34,6 +33,7 @@ from tenantry.auth.principal import ROLE_RANK, Principal
 from tenantry.kit.cache import Caches, CacheSpec, invalidate_on_commit
 from tenantry.kit.db import Database, session_scope
 from tenantry.kit.errors import Forbidden, NotFound, Unauthorized
+from tenantry.kit.pagination import offset_of
 from tenantry.kit.security import API_KEY_PREFIX
 from tenantry.kit.tenancy import TenantScope
 
@@ -82,15 +82,10 @@ async def page(
     session: AsyncSession, scope: TenantScope, *, page: int, per_page: int
 ) -> ApiKeyPage:
     keys, total = await ApiKeyRepository(session, scope).page(
-        offset=(page - 1) * per_page, limit=per_page
+        offset=offset_of(page, per_page), limit=per_page
     )
-    return ApiKeyPage(
-        items=[ApiKeyOut.model_validate(k) for k in keys],
-        total=total,
-        page=page,
-        per_page=per_page,
-        pages=max(1, math.ceil(total / per_page)),
-    )
+    items = [ApiKeyOut.model_validate(k) for k in keys]
+    return ApiKeyPage.of(items, total=total, page=page, per_page=per_page)
 
 
 async def revoke(session: AsyncSession, actor: Principal, key_id: uuid.UUID) -> None:

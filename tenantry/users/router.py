@@ -1,13 +1,13 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, status
 
 from tenantry.auth.dependencies import CurrentPrincipal, PlatformAdmin, TenantAdmin
 from tenantry.kit.deps import SessionDep
 from tenantry.kit.errors import problems
+from tenantry.kit.pagination import PageNumber, PerPage
 from tenantry.kit.tenancy import TenantScope
 from tenantry.tenants import service as tenants
 from tenantry.users import service
@@ -23,9 +23,6 @@ from tenantry.users.schemas import (
 )
 
 router = APIRouter(tags=["users"])
-
-Page = Annotated[int, Query(ge=1, le=100_000, description="1-based page number")]
-PerPage = Annotated[int, Query(ge=1, le=100, description="Items per page (at most 100)")]
 
 
 @router.get(
@@ -45,7 +42,7 @@ async def get_me(principal: CurrentPrincipal) -> MeOut:
     responses=problems(401, 403, 422),
 )
 async def list_users(
-    session: SessionDep, admin: TenantAdmin, page: Page = 1, per_page: PerPage = 20
+    session: SessionDep, admin: TenantAdmin, page: PageNumber = 1, per_page: PerPage = 20
 ) -> UserPage:
     return await service.list_users(session, admin.scope, page=page, per_page=per_page)
 
@@ -90,7 +87,7 @@ async def update_user(
     tags=["admin"],
 )
 async def list_internal_users(
-    session: SessionDep, _: PlatformAdmin, page: Page = 1, per_page: PerPage = 20
+    session: SessionDep, _: PlatformAdmin, page: PageNumber = 1, per_page: PerPage = 20
 ) -> InternalUserPage:
     return await service.list_internal(session, page=page, per_page=per_page)
 

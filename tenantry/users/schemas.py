@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
+from tenantry.kit.pagination import Page
 from tenantry.tenants.schemas import TenantSummary
 
 Role = Literal["owner", "admin", "member"]
@@ -54,24 +55,16 @@ class UserPatch(BaseModel):
     is_active: bool | None = None
 
 
-class UserPage(BaseModel):
-    items: list[UserOut]
-    total: int
-    page: int
-    per_page: int
-    pages: int
+class UserPage(Page[UserOut]):
+    pass
 
 
 class InternalUserOut(UserOut):
     company: TenantSummary
 
 
-class InternalUserPage(BaseModel):
-    items: list[InternalUserOut]
-    total: int
-    page: int
-    per_page: int
-    pages: int
+class InternalUserPage(Page[InternalUserOut]):
+    pass
 
 
 class InternalUserCreate(BaseModel):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -10,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tenantry.auth import service as auth
 from tenantry.auth.principal import ROLE_RANK, Principal
 from tenantry.kit.errors import Conflict, Forbidden, NotFound
+from tenantry.kit.pagination import offset_of
 from tenantry.kit.security import hash_password
 from tenantry.kit.tenancy import TenantScope
 from tenantry.tenants.schemas import TenantSummary
@@ -42,23 +42,14 @@ def me(principal: Principal) -> MeOut:
     )
 
 
-def _pages(total: int, per_page: int) -> int:
-    return max(1, math.ceil(total / per_page))
-
-
 async def list_users(
     session: AsyncSession, scope: TenantScope, *, page: int, per_page: int
 ) -> UserPage:
     users, total = await UserRepository(session, scope).page(
-        offset=(page - 1) * per_page, limit=per_page
+        offset=offset_of(page, per_page), limit=per_page
     )
-    return UserPage(
-        items=[UserOut.model_validate(dict(u)) for u in users],
-        total=total,
-        page=page,
-        per_page=per_page,
-        pages=_pages(total, per_page),
-    )
+    items = [UserOut.model_validate(dict(u)) for u in users]
+    return UserPage.of(items, total=total, page=page, per_page=per_page)
 
 
 async def create_user(
@@ -122,7 +113,7 @@ async def update_user(
 
 async def list_internal(session: AsyncSession, *, page: int, per_page: int) -> InternalUserPage:
     rows, total = await UserDirectory(session).internal_page(
-        offset=(page - 1) * per_page, limit=per_page
+        offset=offset_of(page, per_page), limit=per_page
     )
     items = [
         InternalUserOut(
@@ -136,6 +127,4 @@ async def list_internal(session: AsyncSession, *, page: int, per_page: int) -> I
         )
         for row in rows
     ]
-    return InternalUserPage(
-        items=items, total=total, page=page, per_page=per_page, pages=_pages(total, per_page)
-    )
+    return InternalUserPage.of(items, total=total, page=page, per_page=per_page)
