@@ -10,7 +10,7 @@ from tenantry.config import Settings
 from tenantry.kit.context import count_queries
 from tenantry.kit.db import LeanQuery, Reader, make_engine
 from tenantry.tenants.models import Tenant
-from tests.conftest import World
+from tests.support.world import World
 
 
 async def _kill_pooled_backend(engine) -> None:  # type: ignore[no-untyped-def]

@@ -14,8 +14,8 @@ import pytest
 from tenantry.config import Settings
 from tenantry.kit.db import Database
 from tenantry.kit.logging import configure_logging, get_logger
-from tests.conftest import PASSWORD, World
-from tests.platform import client_for, make_app
+from tests.support.platform import client_for, make_app
+from tests.support.world import PASSWORD, World
 
 
 class _Logs:

@@ -19,10 +19,11 @@ from tenantry.app import create_app
 from tenantry.config import OidcProvider, Settings
 from tenantry.kit.db import Database
 from tenantry.kit.redis import REDIS_UP
-from tests.conftest import CommittedWorld, assert_problem, login, queries, running
-from tests.oidc_provider import CLIENT_ID, CLIENT_SECRET, running_provider
-from tests.platform import eventually
-from tests.services import IN_CI
+from tests.support.asserts import assert_problem, queries
+from tests.support.oidc_provider import CLIENT_ID, CLIENT_SECRET, running_provider
+from tests.support.platform import eventually, running
+from tests.support.services import IN_CI
+from tests.support.world import CommittedWorld, login
 
 ME = "/api/v1/users/me"
 SETTINGS = "/api/v1/tenant/settings"

@@ -13,9 +13,13 @@ import os
 import socket
 from pathlib import Path
 
+import asyncpg
+from redis import Redis as SyncRedis
 from sqlalchemy.engine import make_url
 
-ROOT = Path(__file__).resolve().parents[1]
+from tenantry.kit.db import plain_url
+
+ROOT = Path(__file__).resolve().parents[2]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 LOCAL_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 LOCAL_REDIS = "redis://127.0.0.1:6379/15"
@@ -60,3 +64,33 @@ def redis_url() -> str | None:
     if IN_CI:
         raise MissingService("CI=true and no Redis: set TEST_REDIS_URL or run one on :6379")
     return None
+
+
+async def create_database(admin_url: str, name: str) -> str:
+    """A new, empty database `name` (dropped first if left over); its URL."""
+    conn = await asyncpg.connect(plain_url(admin_url))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+async def drop_database(admin_url: str, name: str) -> None:
+    conn = await asyncpg.connect(plain_url(admin_url))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+def delete_redis_keys(url: str, prefix: str) -> None:
+    """Only this test's keys: other runs share the server."""
+    client = SyncRedis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=prefix + "*", count=1000))
+        if keys:
+            client.unlink(*keys)
+    finally:
+        client.close()

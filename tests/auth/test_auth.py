@@ -6,7 +6,8 @@ import uuid
 import jwt
 import pytest
 
-from tests.conftest import PASSWORD, World, assert_problem
+from tests.support.asserts import assert_problem
+from tests.support.world import PASSWORD, World
 
 LOGIN = "/api/v1/auth/login"
 ME = "/api/v1/users/me"

@@ -15,7 +15,17 @@ from prometheus_client.parser import text_string_to_metric_families
 from tenantry.app import create_app
 from tenantry.config import Settings
 from tenantry.kit.db import Database
-from tests.conftest import running
+
+
+@asynccontextmanager
+async def running(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """Run an app's lifespan and give a client for it; waits until its cache bus listens."""
+    async with app.router.lifespan_context(app):
+        bus = app.state.caches.bus
+        await asyncio.wait_for(bus.ready.wait(), 10)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+            yield c
 
 
 def make_app(settings: Settings, database: Database, **overrides: Any) -> FastAPI:

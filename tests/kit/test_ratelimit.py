@@ -16,8 +16,10 @@ from tenantry.config import Settings
 from tenantry.kit.db import Database
 from tenantry.kit.ratelimit import Policy, WindowCounter
 from tenantry.kit.security import TokenClaims, TokenCodec
-from tests.conftest import PASSWORD, World, assert_problem, delete_redis_keys
-from tests.platform import client_for, make_app
+from tests.support.asserts import assert_problem
+from tests.support.platform import client_for, make_app
+from tests.support.services import delete_redis_keys
+from tests.support.world import PASSWORD, World
 
 LOGIN = "/api/v1/auth/login"
 ME = "/api/v1/users/me"

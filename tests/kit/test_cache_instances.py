@@ -11,8 +11,9 @@ import httpx
 
 from tenantry.config import Settings
 from tenantry.kit.db import Database
-from tests.conftest import CommittedWorld, World, login, queries
-from tests.platform import eventually, two_instances
+from tests.support.asserts import queries
+from tests.support.platform import eventually, two_instances
+from tests.support.world import CommittedWorld, World, login
 
 ME = "/api/v1/users/me"
 SETTINGS = "/api/v1/tenant/settings"

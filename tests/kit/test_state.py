@@ -24,7 +24,7 @@ from tenantry.kit.state import (
     StateUnavailable,
     sweep_forever,
 )
-from tests.platform import eventually
+from tests.support.platform import eventually
 
 
 class Clock:

@@ -15,8 +15,10 @@ import pytest
 from tenantry.app import create_app
 from tenantry.config import OidcProvider, Settings
 from tenantry.kit.db import Database
-from tests.conftest import World, assert_problem, running
-from tests.oidc_provider import CLIENT_ID, CLIENT_SECRET, Provider, running_provider
+from tests.support.asserts import assert_problem
+from tests.support.oidc_provider import CLIENT_ID, CLIENT_SECRET, Provider, running_provider
+from tests.support.platform import running
+from tests.support.world import World
 
 AUTHORIZE = "/api/v1/auth/oauth/corp/authorize"
 

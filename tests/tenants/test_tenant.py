@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from tests.conftest import World, assert_problem
+from tests.support.asserts import assert_problem
+from tests.support.world import World
 
 
 async def test_tenant_and_settings(world: World) -> None:

@@ -12,7 +12,7 @@ import pytest
 from tenantry.kit import embedded
 from tenantry.kit.db import plain_url
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tenantry.kit import metrics
-from tests.conftest import World
-from tests.platform import metric_samples, sample_value
+from tests.support.platform import metric_samples, sample_value
+from tests.support.world import World
 
 REQUESTS = "tenantry_http_requests_total"
 

@@ -12,9 +12,9 @@ import uuid
 from pathlib import Path
 
 from bench.scenarios import SCENARIOS
-from tests.conftest import create_database, drop_database
+from tests.support.services import create_database, drop_database
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_bench_runs_every_scenario_and_reports(admin_url: str, tmp_path: Path) -> None:

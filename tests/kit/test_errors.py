@@ -7,7 +7,8 @@ import httpx
 import pytest
 
 from tenantry.app import create_app
-from tests.conftest import World, assert_problem
+from tests.support.asserts import assert_problem
+from tests.support.world import World
 
 LOGIN = "/api/v1/auth/login"
 

@@ -21,8 +21,8 @@ from tenantry.kit.context import inflight
 from tenantry.kit.db import Database, plain_url
 from tenantry.kit.deps import SessionDep
 from tenantry.tenants import service as tenants
-from tests.conftest import assert_problem, queries
-from tests.platform import client_for, make_app, metric_samples, sample_value
+from tests.support.asserts import assert_problem, queries
+from tests.support.platform import client_for, make_app, metric_samples, sample_value
 
 LOGIN = "/api/v1/auth/login"
 

@@ -8,7 +8,7 @@ from alembic import command
 
 from tenantry.kit.db import plain_url
 from tenantry.kit.migrations import alembic_config, downgrade, upgrade
-from tests.conftest import create_database, drop_database
+from tests.support.services import create_database, drop_database
 
 
 async def _tables(url: str) -> set[str]:

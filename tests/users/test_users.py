@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import uuid
 
-from tests.conftest import World, assert_max_queries, assert_problem, queries
+from tests.support.asserts import assert_max_queries, assert_problem, queries
+from tests.support.world import World
 
 USERS = "/api/v1/users"
 

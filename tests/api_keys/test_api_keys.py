@@ -14,8 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tenantry.api_keys.models import ApiKey
 from tenantry.config import Settings
 from tenantry.kit.db import Database
-from tests.conftest import CommittedWorld, World, assert_problem, login, queries, running
-from tests.platform import eventually, two_instances
+from tests.support.asserts import assert_problem, queries
+from tests.support.platform import eventually, running, two_instances
+from tests.support.world import CommittedWorld, World, login
 
 KEYS = "/api/v1/api-keys"
 ME = "/api/v1/users/me"

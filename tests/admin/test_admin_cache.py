@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import World, assert_problem, queries
+from tests.support.asserts import assert_problem, queries
+from tests.support.world import World
 
 STATS = "/api/v1/admin/cache/stats"
 CLEAR = "/api/v1/admin/cache/clear"

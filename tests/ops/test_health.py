@@ -6,7 +6,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from tests.conftest import assert_problem
+from tests.support.asserts import assert_problem
 
 
 async def test_healthz_is_cheap(client: httpx.AsyncClient) -> None:
