@@ -107,6 +107,8 @@ def make_engine(
         pool_recycle=settings.db_pool_recycle,
         pool_pre_ping=settings.db_pool_pre_ping == "always",
         echo=settings.db_echo,
+        # Errors and echoed statements never carry the parameters (password hashes, key HMACs).
+        hide_parameters=True,
         connect_args={"server_settings": {"application_name": application_name}},
     )
     if settings.db_pool_pre_ping == "idle":

@@ -1,9 +1,17 @@
 """One error base class carrying its status and problem type; one set of handlers that render
-every error, ours or the framework's, as an RFC 9457 problem document."""
+every error, ours or the framework's, as an RFC 9457 problem document.
+
+An error no handler answers (a bug, a database failure) is a 500 `internal-error` problem that
+names nothing of the error, and one log line (`log_unhandled`): written by the edge middleware
+(`kit.middleware`), which answers it and does not let it propagate. Past the edge, Starlette's
+ServerErrorMiddleware would send the 500 and re-raise, and the server would log it a second
+time and close the client's keep-alive connection. The `Exception` handler installed here is
+the fallback for what escapes the edge, or an app without it.
+"""
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -13,10 +21,34 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from tenantry.kit.logging import describe_exception, get_logger
+
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_BASE = "https://tenantry.dev/problems/"
 
-log = logging.getLogger("tenantry.errors")
+log = get_logger("tenantry.errors")
+
+# The 500 problem: slug, title, detail.
+INTERNAL_ERROR = (
+    "internal-error",
+    "Internal server error",
+    "Something went wrong on our side; the request id identifies it in our logs.",
+)
+
+
+def log_unhandled(exc: BaseException, scope: Mapping[str, Any], **fields: Any) -> None:
+    """The one log line of an error no handler answered: method and path (never the query
+    string), the error's type and message (`error`, cut and masked by
+    `kit.logging.describe_exception`) and its traceback (plain, bounded, no local variables:
+    `kit.logging.format_exception`). Inside a request, the line carries its id and caller."""
+    log.error(
+        "unhandled error",
+        method=scope.get("method"),
+        path=scope.get("path"),
+        error=describe_exception(exc),
+        exc_info=exc,
+        **fields,
+    )
 
 
 class AppError(Exception):
@@ -189,14 +221,10 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _unhandled(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return problem_response(
-        500,
-        "internal-error",
-        "Internal server error",
-        "Something went wrong on our side; the request id identifies it in our logs.",
-        request=request,
-    )
+    # Starlette's ServerErrorMiddleware calls this for what escaped the edge middleware, which
+    # answers (and logs) every error of the app itself; see the module's docstring.
+    log_unhandled(exc, request.scope)
+    return problem_response(500, *INTERNAL_ERROR, request=request)
 
 
 def install(app: FastAPI) -> None:

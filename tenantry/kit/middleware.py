@@ -22,6 +22,13 @@ What it does, from the outside in (the order is written here and only here):
    decode-once contract, `kit.security`), counts the request against its route class's policy,
    429 past it; the RateLimit-Policy and RateLimit headers on every limited response.
 
+An error no handler answered ends here (inside 4 to 7, so the 500 has the request id, CORS,
+gzip, and is counted as a 500): logged once with the request's context and answered with the
+500 problem (`kit.errors`), never re-raised. Re-raised, Starlette's ServerErrorMiddleware would
+log it and raise it on to the server, which logs it again and closes the keep-alive connection.
+A response already started cannot be turned into a 500: the error is logged and the edge
+returns, and the server closes the connection on the incomplete response.
+
 Why one layer and not seven: each separate layer is a coroutine in the chain every request and
 every response message passes through, its own scan of the request's headers, and its own
 `send` wrapper (seven wrappers, each called twice a response). Merged, the headers are read
@@ -42,7 +49,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tenantry.kit.asgi import Headers, new_request_id, security_headers, send_problem
 from tenantry.kit.asgi import valid_request_id as _valid_request_id
 from tenantry.kit.context import RequestContext, inflight
-from tenantry.kit.errors import PayloadTooLarge
+from tenantry.kit.errors import INTERNAL_ERROR, PayloadTooLarge, log_unhandled
 from tenantry.kit.gzip import GzipSend, accepts_gzip
 from tenantry.kit.logging import access_line, get_logger
 from tenantry.kit.metrics import RequestMetrics
@@ -283,6 +290,8 @@ class EdgeMiddleware:
             if task is None or not self.watchdog.claim(exchange, task):
                 raise  # not ours: shutdown, the server
             await self._timed_out(scope, send, started=exchange.status != 0)
+        except Exception as exc:  # no handler answered it (the module's docstring)
+            await self._failed(scope, send, exchange, exc)
         finally:
             if exchange.cut and task is not None:
                 self.watchdog.release(exchange, task)
@@ -305,6 +314,15 @@ class EdgeMiddleware:
 
     def _too_large(self) -> str:
         return f"The request body is larger than the limit of {self.max_body_bytes} bytes."
+
+    async def _failed(self, scope: Scope, send: Send, exchange: _Exchange, exc: Exception) -> None:
+        # The request's transaction is already rolled back: the session dependency's scope
+        # (`kit.deps`, `kit.db.session_scope`) closed as the error passed through it.
+        started = exchange.status != 0  # the response start reached the server
+        log_unhandled(exc, scope, route=self.routes.template(scope), response_started=started)
+        if started:
+            return  # incomplete: the server closes the connection
+        await send_problem(scope, send, 500, *INTERNAL_ERROR)
 
     async def _timed_out(self, scope: Scope, send: Send, *, started: bool) -> None:
         log.warning(

@@ -1,12 +1,18 @@
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from tenantry.app import create_app
+from tenantry.config import Settings
+from tenantry.kit import errors
+from tenantry.kit.errors import INTERNAL_ERROR
+from tenantry.kit.logging import configure_logging
 from tests.support.asserts import assert_problem
 from tests.support.world import World
 
@@ -77,12 +83,44 @@ async def test_500_leaks_nothing(settings: Any, database: Any) -> None:
     async def boom() -> None:
         raise RuntimeError("secret internals: password=hunter2")
 
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    # The transport raises what escapes the app: the edge answers the error, nothing escapes.
+    transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
         r = await c.get("/boom")
     body = assert_problem(r, 500, "internal-error")
     assert "hunter2" not in r.text and "RuntimeError" not in r.text
-    assert body["request_id"]
+    assert body["request_id"] == r.headers["x-request-id"]
+    assert body["detail"] == INTERNAL_ERROR[2]
+
+
+async def test_the_fallback_handler_logs_the_same_way(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without the edge (or for what escapes it), Starlette's ServerErrorMiddleware calls our
+    `Exception` handler: the same problem, the same plain log line."""
+    configure_logging(settings.model_copy(update={"log_format": "json"}))
+    try:
+        app = FastAPI()
+        errors.install(app)
+
+        @app.get("/boom")
+        async def boom() -> None:
+            password = "hunter2-in-a-local"
+            raise RuntimeError(f"failed with a {len(password)}-character password")
+
+        capsys.readouterr()
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+            r = await c.get("/boom?token=in-the-query")
+        assert_problem(r, 500, "internal-error")
+        out = capsys.readouterr().out
+    finally:
+        configure_logging(settings)
+    assert "hunter2-in-a-local" not in out and "in-the-query" not in out
+    (line,) = [json.loads(raw) for raw in out.splitlines() if '"unhandled error"' in raw]
+    assert line["logger"] == "tenantry.errors" and line["path"] == "/boom"
+    assert line["error"] == "RuntimeError: failed with a 18-character password"
+    assert line["exception"].startswith("Traceback (most recent call last):")
 
 
 @pytest.mark.parametrize("rid", ["abc-123", "x" * 128])

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import socket
 import uuid
 import zlib
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
+import uvicorn
 from sqlalchemy import text
 from starlette.responses import StreamingResponse
 
@@ -20,7 +23,7 @@ from tenantry.kit import middleware
 from tenantry.kit.context import inflight
 from tenantry.kit.db import Database, plain_url
 from tenantry.kit.deps import SessionDep
-from tenantry.tenants import service as tenants
+from tenantry.tenants.models import Tenant
 from tests.support.asserts import assert_problem, queries
 from tests.support.platform import client_for, make_app, metric_samples, sample_value
 
@@ -151,7 +154,7 @@ def _slow_writer_app(settings: Settings, database: Database, timeout_s: float) -
 
     @app.post("/test/slow-write/{slug}")
     async def slow_write(slug: str, session: SessionDep) -> dict[str, str]:
-        await tenants.provision(session, slug=slug, name="Cut short")
+        session.add(Tenant(slug=slug, name="Cut short"))
         await session.flush()  # the row is written, inside the request's transaction
         await session.execute(text("SELECT pg_sleep(10)"))
         return {"never": "reached"}
@@ -331,3 +334,162 @@ async def test_probes_are_never_rate_limited(
             r = await c.get(path)
             assert r.status_code == 200
             assert "ratelimit" not in r.headers
+
+
+# --- unhandled errors --------------------------------------------------------------------------
+
+
+async def test_a_500_is_the_edges_own_counted_and_rolled_back(
+    settings: Settings, database: Database, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The edge answers an unhandled error itself: the 500 carries the request id, security
+    and CORS headers, is counted as a 500, and what the request wrote is rolled back. Against
+    the real sessionmaker (no test transaction around it). The client raises whatever escapes
+    the app: nothing does."""
+    app = make_app(settings, database, cors_origins=["https://app.example"])
+    slug = f"boom-{uuid.uuid4().hex[:10]}"
+
+    @app.post("/test/write-then-fail/{slug}")
+    async def write_then_fail(slug: str, session: SessionDep) -> None:
+        session.add(Tenant(slug=slug, name="Never saved"))
+        await session.flush()  # the row is written, inside the request's transaction
+        raise RuntimeError("failed after writing")
+
+    async with client_for(app) as c:
+        before = await metric_samples(c)
+        r = await c.post(
+            f"/test/write-then-fail/{slug}",
+            headers={"X-Request-ID": "boom-1", "Origin": "https://app.example"},
+        )
+        after = await metric_samples(c)
+        assert (await c.get("/readyz")).status_code == 200  # the pool is healthy afterwards
+    body = assert_problem(r, 500, "internal-error")
+    assert body["request_id"] == "boom-1" == r.headers["x-request-id"]
+    assert "failed after writing" not in r.text and "RuntimeError" not in r.text
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["access-control-allow-origin"] == "https://app.example"
+    labels = {"route": "/test/write-then-fail/{slug}", "method": "POST", "status": "500"}
+    name = "tenantry_http_requests_total"
+    assert sample_value(after, name, **labels) == sample_value(before, name, **labels) + 1
+    assert not await _tenant_exists(database.url, slug)
+    out = capsys.readouterr().out
+    assert out.count("unhandled error") == 1 and "RuntimeError: failed after writing" in out
+
+
+@asynccontextmanager
+async def serving(app: Any, http: str) -> AsyncIterator[int]:
+    """`app` served by a real uvicorn in this process (its HTTP/1.1 connection handling is
+    the point: httpx's ASGI transport has no connections); yields the port."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(app, http=http, lifespan="off", log_config=None, access_log=False)
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        async with asyncio.timeout(10):
+            while not server.started:
+                if task.done():
+                    task.result()  # it failed to start: say why
+                await asyncio.sleep(0.01)
+        yield sock.getsockname()[1]
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+        sock.close()
+
+
+async def _get(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str
+) -> tuple[int, dict[str, str], bytes]:
+    """One HTTP/1.1 request on an open connection, keep-alive (the default); its response."""
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: test\r\n\r\n".encode())
+    await writer.drain()
+    head = await reader.readuntil(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").rstrip("\r\n").split("\r\n")
+    headers = {}
+    for line in lines:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    if "content-length" in headers:
+        body = await reader.readexactly(int(headers["content-length"]))
+    else:  # chunked and cut short: whatever comes until the server closes the connection
+        body = await reader.read()
+    return int(status_line.split()[1]), headers, body
+
+
+@pytest.mark.parametrize("http", ["httptools", "h11"])
+async def test_a_500_does_not_reset_the_keep_alive_connection(
+    settings: Settings, database: Database, capsys: pytest.CaptureFixture[str], http: str
+) -> None:
+    """Before: Starlette's ServerErrorMiddleware re-raised after sending the 500, uvicorn
+    logged the error again and closed the connection, and the client's next request on it
+    was reset. Now the same connection serves the next request, and the error is logged
+    once."""
+    app = make_app(settings, database)
+
+    @app.get("/test/boom")
+    async def boom() -> None:
+        raise RuntimeError("boom on a keep-alive connection")
+
+    capsys.readouterr()
+    async with serving(app, http) as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            status, headers, body = await _get(reader, writer, "/test/boom")
+            assert status == 500 and b"internal-error" in body
+            assert headers.get("connection", "").lower() != "close"
+            assert headers["x-request-id"]
+            # The same socket: no new connection, no reset.
+            status, _, body = await _get(reader, writer, "/healthz")
+            assert status == 200 and body
+            status, _, _ = await _get(reader, writer, "/test/boom")
+            assert status == 500
+        finally:
+            writer.close()
+            await writer.wait_closed()
+
+        # Through httpx too: one pooled keep-alive connection, the same local port each time.
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            ports = set()
+            for path in ("/test/boom", "/healthz", "/test/boom", "/healthz"):
+                r = await client.get(path)
+                assert r.status_code == (500 if "boom" in path else 200)
+                ports.add(r.extensions["network_stream"].get_extra_info("client_addr")[1])
+            assert len(ports) == 1
+    out = capsys.readouterr().out
+    assert "Exception in ASGI application" not in out
+    # Four failed requests, each logged once: its `error` field and its traceback's last line.
+    assert out.count("unhandled error") == 4
+    assert out.count("RuntimeError: boom on a keep-alive connection") == 4 * 2
+
+
+@pytest.mark.parametrize("http", ["httptools", "h11"])
+async def test_an_error_mid_response_is_logged_once_and_the_connection_closed(
+    settings: Settings, database: Database, capsys: pytest.CaptureFixture[str], http: str
+) -> None:
+    """A response already started cannot become a 500: the error is logged once and the
+    server closes the connection on the incomplete body (the client sees it cut short)."""
+    app = make_app(settings, database)
+
+    @app.get("/test/stream-fails")
+    async def stream_fails() -> StreamingResponse:
+        async def body() -> AsyncIterator[bytes]:
+            yield b"first part\n"
+            raise RuntimeError("failed mid-stream")
+
+        return StreamingResponse(body(), media_type="text/plain")
+
+    capsys.readouterr()
+    async with serving(app, http) as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            status, headers, body = await _get(reader, writer, "/test/stream-fails")
+        finally:
+            writer.close()
+            await writer.wait_closed()
+    assert status == 200 and headers["transfer-encoding"] == "chunked"
+    assert b"first part" in body and not body.endswith(b"0\r\n\r\n")  # no last chunk
+    out = capsys.readouterr().out
+    assert "Exception in ASGI application" not in out
+    assert out.count("unhandled error") == 1 and "response_started=True" in out
+    assert "RuntimeError: failed mid-stream" in out
