@@ -9,6 +9,7 @@ from tenantry.admin.schemas import CacheClearIn, CacheClearOut, CacheStatsOut, I
 from tenantry.auth.dependencies import PlatformAdmin
 from tenantry.kit.deps import CachesDep, SessionDep
 from tenantry.kit.errors import problems
+from tenantry.kit.text import text
 
 router = APIRouter(prefix="/admin/cache", tags=["admin"])
 
@@ -42,6 +43,6 @@ async def clear_caches(
     responses=problems(401, 403, 404, 422),
 )
 async def invalidate_user_cache(
-    email: Annotated[str, Path(max_length=320)], session: SessionDep, _: PlatformAdmin
+    email: Annotated[str, text(max_length=320), Path()], session: SessionDep, _: PlatformAdmin
 ) -> InvalidatedOut:
     return await service.invalidate_user(session, email)

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import uuid
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from tenantry.kit.text import text
 
 
 class CacheStatOut(BaseModel):
@@ -39,7 +41,9 @@ class CacheStatsOut(BaseModel):
 class CacheClearIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    cache: str | None = Field(None, description="One cache by name; omit to clear them all")
+    cache: Annotated[str, text(max_length=64)] | None = Field(
+        None, description="One cache by name; omit to clear them all"
+    )
 
 
 class CacheClearOut(BaseModel):

@@ -2,17 +2,19 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from tenantry.kit.pagination import Page
+from tenantry.kit.text import text
 from tenantry.users.schemas import Role
 
 
 class ApiKeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=100, examples=["CRM sync"])
+    name: Annotated[str, text(min_length=1, max_length=100)] = Field(examples=["CRM sync"])
     role: Role = Field("member", description="At most your own role")
     expires_at: AwareDatetime | None = Field(None, description="Unset: never expires")
 

@@ -9,6 +9,7 @@ from tenantry.auth import oauth, service
 from tenantry.auth.schemas import LoginRequest, TokenResponse
 from tenantry.kit.deps import SessionDep, SettingsDep, StateDep
 from tenantry.kit.errors import problems
+from tenantry.kit.text import Text, text
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -42,7 +43,7 @@ def _callback_url(request: Request, public_url: str | None, provider: str) -> st
     },
 )
 async def oauth_authorize(
-    provider: str, request: Request, store: StateDep, settings: SettingsDep
+    provider: Text, request: Request, store: StateDep, settings: SettingsDep
 ) -> RedirectResponse:
     url = await oauth.start(
         request.app.state.oidc,
@@ -61,13 +62,13 @@ async def oauth_authorize(
     responses=problems(400, 401, 404, 422, 502, 503),
 )
 async def oauth_callback(
-    provider: str,
+    provider: Text,
     request: Request,
     session: SessionDep,
     store: StateDep,
-    code: Annotated[str | None, Query(max_length=2048)] = None,
-    state: Annotated[str | None, Query(max_length=255)] = None,
-    error: Annotated[str | None, Query(max_length=255)] = None,
+    code: Annotated[str | None, text(max_length=2048), Query()] = None,
+    state: Annotated[str | None, text(max_length=255), Query()] = None,
+    error: Annotated[str | None, text(max_length=255), Query()] = None,
 ) -> TokenResponse:
     """The provider sends the browser here; the answer is a bearer token for the user whose
     verified email the provider vouched for, or a problem saying why not."""

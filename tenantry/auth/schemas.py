@@ -1,15 +1,17 @@
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from tenantry.kit.text import Email, text
 
 
 class LoginRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    email: EmailStr
-    password: str = Field(min_length=1, max_length=1024)
+    email: Email
+    password: Annotated[str, text(min_length=1, max_length=1024)]
 
 
 class TokenResponse(BaseModel):

@@ -2,10 +2,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import available_timezones
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from tenantry.kit.text import JSON_OBJECT_BOUNDS, CheckedKeys, JsonObject, Text, text
 
 _TIMEZONES = frozenset(available_timezones()) | {"UTC"}
 
@@ -49,14 +51,20 @@ class TenantSettingsPatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    timezone: str | None = Field(None, max_length=64, examples=["Europe/Berlin"])
-    locale: str | None = Field(None, pattern=r"^[a-z]{2,3}(-[A-Z]{2})?$", examples=["de-DE"])
-    currency: str | None = Field(None, pattern=r"^[A-Z]{3}$", examples=["EUR"])
-    business_hours: dict[str, Any] | None = None
-    lead_statuses: list[str] | None = Field(None, min_length=1, max_length=32)
+    timezone: Annotated[str, text(max_length=64)] | None = Field(None, examples=["Europe/Berlin"])
+    locale: Annotated[str, text(pattern=r"^[a-z]{2,3}(-[A-Z]{2})?$")] | None = Field(
+        None, examples=["de-DE"]
+    )
+    currency: Annotated[str, text(pattern=r"^[A-Z]{3}$")] | None = Field(None, examples=["EUR"])
+    business_hours: JsonObject | None = Field(None, description=JSON_OBJECT_BOUNDS)
+    lead_statuses: list[Text] | None = Field(
+        None, min_length=1, max_length=32, description="Each 1 to 32 characters once trimmed"
+    )
     default_team_id: uuid.UUID | None = None
-    branding: dict[str, Any] | None = None
-    feature_flags: dict[str, bool] | None = None
+    branding: JsonObject | None = Field(None, description=JSON_OBJECT_BOUNDS)
+    feature_flags: Annotated[dict[str, bool], Field(max_length=100), CheckedKeys] | None = Field(
+        None, description="At most 100 flags: name (at most 128 characters), on or off"
+    )
 
     @field_validator("timezone")
     @classmethod

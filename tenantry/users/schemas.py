@@ -2,11 +2,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, ConfigDict
 
 from tenantry.kit.pagination import Page
+from tenantry.kit.text import Email, text
 from tenantry.tenants.schemas import TenantSummary
 
 Role = Literal["owner", "admin", "member"]
@@ -35,12 +36,16 @@ class MeOut(BaseModel):
     tenant: TenantSummary
 
 
+FullName = Annotated[str, text(min_length=1, max_length=200)]
+NewPassword = Annotated[str, text(min_length=10, max_length=1024)]
+
+
 class UserCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    email: EmailStr
-    full_name: str = Field(min_length=1, max_length=200)
-    password: str = Field(min_length=10, max_length=1024)
+    email: Email
+    full_name: FullName
+    password: NewPassword
     role: Role = "member"
 
 
@@ -50,7 +55,7 @@ class UserPatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    full_name: str | None = Field(None, min_length=1, max_length=200)
+    full_name: FullName | None = None
     role: Role | None = None
     is_active: bool | None = None
 
@@ -70,7 +75,7 @@ class InternalUserPage(Page[InternalUserOut]):
 class InternalUserCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    email: EmailStr
-    full_name: str = Field(min_length=1, max_length=200)
-    password: str = Field(min_length=10, max_length=1024)
+    email: Email
+    full_name: FullName
+    password: NewPassword
     role: Role = "member"
