@@ -5,22 +5,30 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, Index, String
+from sqlalchemy import DateTime, ForeignKeyConstraint, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tenantry.kit.models import Base, CreatedAtMixin, IdMixin, TenantOwned
+from tenantry.kit.models import Base, CreatedAtMixin, TenantOwned
 
 
-class ApiKey(IdMixin, TenantOwned, CreatedAtMixin, Base):
+class ApiKey(TenantOwned, CreatedAtMixin, Base):
+    """Tenant-owned: the primary key is (tenant_id, id), and the creator is referenced with
+    its tenant, so a key can only act for a user of its own tenant."""
+
     __tablename__ = "api_keys"
-    __table_args__ = (Index("ix_api_keys_tenant_id_id", "tenant_id", "id"),)
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "created_by"], ["users.tenant_id", "users.id"], ondelete="CASCADE"
+        ),
+    )
 
     name: Mapped[str] = mapped_column(String(100))
     role: Mapped[str] = mapped_column(String(16))
     # The first characters of the key, to recognise it in a list; not enough to use it.
     prefix: Mapped[str] = mapped_column(String(16))
     # HMAC-SHA256 of the whole key under API_KEY_SECRET (hex); the key itself is never stored.
+    # Unique platform-wide: a presented key is found by its hash before its tenant is known.
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    created_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    created_by: Mapped[uuid.UUID] = mapped_column()
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

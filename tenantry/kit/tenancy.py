@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from tenantry.kit.db import LeanQuery, reader_of
-from tenantry.kit.models import Base, TenantOwned
+from tenantry.kit.models import Base, TenantScoped
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,8 +36,8 @@ class TenantRepository(Generic[M]):
     def __init__(self, session: AsyncSession, scope: TenantScope) -> None:
         if not isinstance(scope, TenantScope):
             raise TypeError("a tenant repository needs a TenantScope")
-        if not issubclass(self.model, TenantOwned):
-            raise TypeError(f"{self.model.__name__} is not tenant-owned")
+        if not issubclass(self.model, TenantScoped):
+            raise TypeError(f"{self.model.__name__} is not tenant-scoped")
         self.session = session
         self.scope = scope
 

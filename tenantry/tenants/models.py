@@ -8,14 +8,16 @@ from typing import Any
 
 from sqlalchemy import ARRAY, DateTime, ForeignKey, String, func, text
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
-from tenantry.kit.models import Base, CreatedAtMixin, IdMixin
+from tenantry.kit.models import Base, CreatedAtMixin, IdMixin, TenantScoped
 
 TENANT_STATUSES = ("active", "suspended")
 
 
 class Tenant(IdMixin, CreatedAtMixin, Base):
+    """The platform's list of companies (a platform table: it is the tenant)."""
+
     __tablename__ = "tenants"
 
     slug: Mapped[str] = mapped_column(String(63), unique=True)
@@ -28,14 +30,15 @@ class Tenant(IdMixin, CreatedAtMixin, Base):
     )
 
 
-class TenantSettings(Base):
-    """One row per tenant."""
+class TenantSettings(TenantScoped, Base):
+    """One row per tenant, keyed by the tenant itself."""
 
     __tablename__ = "tenant_settings"
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
-    )
+    @declared_attr
+    def tenant_id(cls) -> Mapped[uuid.UUID]:  # noqa: N805 - declared_attr receives the class
+        return mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+
     timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
     locale: Mapped[str] = mapped_column(String(16), default="en-US", server_default="en-US")
     currency: Mapped[str] = mapped_column(String(3), default="USD", server_default="USD")

@@ -4,20 +4,27 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, Index, Integer, String, text
+from sqlalchemy import Boolean, DateTime, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tenantry.kit.models import Base, CreatedAtMixin, IdMixin, TenantOwned
-
-ROLES = ("owner", "admin", "member")
-ROLE_RANK = {"member": 0, "admin": 1, "owner": 2}
-ACCOUNT_TYPES = ("customer", "internal_employee")
+from tenantry.kit.models import Base, CreatedAtMixin, IdMixin, TenantScoped
 
 
-class User(IdMixin, TenantOwned, CreatedAtMixin, Base):
+class User(IdMixin, TenantScoped, CreatedAtMixin, Base):
+    """A platform table, not a tenant-owned one: a login is global (one email, one account,
+    found by email before its tenant is known; the internal staff list spans tenants), so the
+    primary key is `id` alone and `email` is unique platform-wide. Each user still belongs to
+    one tenant (`tenant_id`), and tenant admins read users through the tenant scope
+    (`UserRepository`).
+
+    The UNIQUE `(tenant_id, id)` is what tenant-owned tables reference: a composite foreign key
+    `(tenant_id, <ref>) -> users (tenant_id, id)` accepts only a user of the row's own tenant.
+    It also serves the scoped lookup by id.
+    """
+
     __tablename__ = "users"
     __table_args__ = (
-        Index("ix_users_tenant_id_id", "tenant_id", "id"),
+        UniqueConstraint("tenant_id", "id"),
         Index(
             "ix_users_internal_created_at",
             "created_at",
