@@ -12,6 +12,7 @@ from tenantry.config import get_settings
 from tenantry.demo import seed_demo
 from tenantry.kit.db import Database, session_scope
 from tenantry.kit.ids import new_id
+from tenantry.kit.platform import Platform
 from tenantry.kit.security import configure_password_hashing, hash_password
 from tenantry.tenants.models import Tenant
 from tenantry.users.models import User
@@ -23,7 +24,12 @@ async def seed(url: str, *, password: str, extra_users: int) -> None:
     db = Database(url, settings)
     try:
         async with session_scope(db.sessionmaker) as session:
-            await seed_demo(session, password=password, operator_slug=settings.operator_tenant_slug)
+            await seed_demo(
+                Platform.build(settings, db),
+                session,
+                password=password,
+                operator_slug=settings.operator_tenant_slug,
+            )
             acme = (
                 await session.execute(select(Tenant.id).where(Tenant.slug == "acme"))
             ).scalar_one()

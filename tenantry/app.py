@@ -7,7 +7,6 @@ import contextlib
 import gc
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from typing import Any
 
 import anyio
@@ -17,28 +16,27 @@ from fastapi import APIRouter, FastAPI
 from tenantry import __version__
 from tenantry.admin.router import router as admin_router
 from tenantry.api_keys.router import router as api_keys_router
-from tenantry.api_keys.service import API_KEY_CACHE, UsageBuffer, flush_usage_forever
-from tenantry.auth.oidc import OidcClient
+from tenantry.api_keys.service import ApiKeysService
 from tenantry.auth.router import router as auth_router
-from tenantry.auth.service import PRINCIPAL_CACHE
+from tenantry.auth.service import AuthService
+from tenantry.authz.dependencies import Authenticators
 from tenantry.config import Settings, get_settings
 from tenantry.kit import errors, metrics, openapi
-from tenantry.kit.cache import Caches
 from tenantry.kit.cache_pg import PostgresBus
 from tenantry.kit.cache_redis import RedisTier
 from tenantry.kit.db import Database
 from tenantry.kit.logging import configure_logging
 from tenantry.kit.middleware import EdgeMiddleware
 from tenantry.kit.migrations import resolve_database_url
+from tenantry.kit.platform import Platform
 from tenantry.kit.ratelimit import Policy, RateLimiter
 from tenantry.kit.redis import RedisHealth
 from tenantry.kit.redis import make_client as make_redis
 from tenantry.kit.routes import RouteTemplates
-from tenantry.kit.security import TokenCodec, configure_password_hashing
+from tenantry.kit.security import configure_password_hashing
 from tenantry.kit.state import PostgresStateStore, RedisStateStore, sweep_forever
 from tenantry.ops.router import router as ops_router
 from tenantry.tenants.router import router as tenants_router
-from tenantry.tenants.service import SETTINGS_CACHE, TENANT_CACHE
 from tenantry.users.router import router as users_router
 
 API_PREFIX = "/api/v1"
@@ -59,56 +57,24 @@ def make_rate_limiter(settings: Settings) -> RateLimiter:
     )
 
 
-def build_caches(settings: Settings, tokens: TokenCodec) -> Caches:
-    """Every named cache of the process, sized from settings (memory only until the
-    lifespan attaches Redis or the PostgreSQL bus)."""
-    caches = Caches()
-    caches.add(
-        replace(
-            PRINCIPAL_CACHE,
-            ttl_s=settings.cache_principal_ttl_s,
-            max_size=settings.cache_principal_size,
-        )
-    )
-    caches.add(
-        replace(
-            TENANT_CACHE, ttl_s=settings.cache_tenant_ttl_s, max_size=settings.cache_tenant_size
-        )
-    )
-    caches.add(
-        replace(
-            SETTINGS_CACHE,
-            ttl_s=settings.cache_settings_ttl_s,
-            max_size=settings.cache_settings_size,
-        )
-    )
-    caches.add(
-        replace(
-            API_KEY_CACHE,
-            ttl_s=settings.cache_principal_ttl_s,
-            max_size=settings.cache_principal_size,
-        )
-    )
-    caches.register(tokens.verified)
-    return caches
-
-
 def _start_shared_state(app: FastAPI, settings: Settings) -> list[Coroutine[Any, Any, None]]:
     """State store, cache L2 and invalidation bus for this mode; the background work to run."""
-    caches: Caches = app.state.caches
+    platform: Platform = app.state.platform
+    caches = platform.caches
     redis = app.state.redis
     if redis is not None:
         health = RedisHealth(retry_s=settings.redis_retry_s)
         tier = RedisTier(redis, prefix=settings.redis_prefix, health=health)
         caches.attach(tier, l2=tier)
-        app.state.redis_health = health
-        app.state.state_store = RedisStateStore(redis, prefix=settings.redis_prefix, health=health)
+        platform.redis_health = health
+        platform.state = RedisStateStore(redis, prefix=settings.redis_prefix, health=health)
+        app.state.state_store = platform.state
         return [caches.listen()]
-    bus = PostgresBus(app.state.db.url)
+    bus = PostgresBus(platform.db.url)
     caches.attach(bus)
-    store = PostgresStateStore(app.state.db)
-    app.state.redis_health = None
-    app.state.state_store = store
+    store = PostgresStateStore(platform.db)
+    platform.redis_health = None
+    platform.state = app.state.state_store = store
     return [caches.listen(), sweep_forever(store, settings.state_sweep_interval_s)]
 
 
@@ -123,22 +89,17 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         owned = database is None
         if database is None:
             url = await anyio.to_thread.run_sync(resolve_database_url, settings)
-            app.state.db = Database(url, settings, settings.database_read_url)
-        else:
-            app.state.db = database
-        metrics.instrument_pool(app.state.db.engine, "primary")
-        if app.state.db.read_engine is not app.state.db.engine:
-            metrics.instrument_pool(app.state.db.read_engine, "replica")
+            platform.db = app.state.db = Database(url, settings)
+        metrics.instrument_pool(platform.db.engine, "primary")
         app.state.redis = make_redis(settings)
         work = _start_shared_state(app, settings)
-        usage: UsageBuffer = app.state.api_key_usage
-        work.append(flush_usage_forever(usage, app.state.db, settings.api_key_usage_flush_s))
+        api_keys = platform.service(ApiKeysService)
+        work.append(api_keys.flush_usage_forever())
         background = [asyncio.create_task(w) for w in work]
         # The process's pooled outbound HTTP client (OpenID Connect discovery, keys, tokens).
-        app.state.http = httpx.AsyncClient(
+        platform.http = app.state.http = httpx.AsyncClient(
             timeout=httpx.Timeout(10.0, connect=5.0), headers={"User-Agent": "tenantry"}
         )
-        app.state.oidc.http = app.state.http
         if app.state.redis is not None:
             limiter.use_redis(app.state.redis)
         if owned:
@@ -158,7 +119,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             with contextlib.suppress(Exception):  # best effort: the last minute of key usage
-                await usage.flush(app.state.db)
+                await api_keys.flush_usage()
             await app.state.http.aclose()
             if app.state.redis is not None:
                 await app.state.redis.aclose()
@@ -175,23 +136,23 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         docs_url="/docs",
         openapi_url="/openapi.json",
     )
-    app.state.settings = settings
     configure_password_hashing(settings)
-    app.state.tokens = TokenCodec(
-        settings.jwt_secret,
-        settings.jwt_issuer,
-        settings.jwt_audience,
-        settings.access_token_ttl_s,
-        cache_size=settings.cache_token_size,
-    )
-    app.state.caches = build_caches(settings, app.state.tokens)
-    app.state.api_key_usage = UsageBuffer()
-    app.state.oidc = OidcClient(settings.oidc_providers, app.state.caches)
+    # Every cache the imported modules declared (`kit.cache.declare`), sized by the settings.
+    platform = Platform.build(settings)
+    # The platform is the services' way in; kit-level code (middleware, the session
+    # dependency, probes) reads these few attributes directly.
+    app.state.platform = platform
+    app.state.settings, app.state.caches = settings, platform.caches
+    app.state.tokens = platform.tokens
     app.state.redis = None
     app.state.rate_limiter = limiter
-    app.state.redis_health = None
+    # authz knows no domain: the domains that own credentials plug in here.
+    app.state.authenticators = Authenticators(
+        token=platform.service(AuthService).authenticate,
+        api_key=platform.service(ApiKeysService).authenticate,
+    )
     if database is not None:
-        app.state.db = database
+        platform.db = app.state.db = database
         metrics.instrument_pool(database.engine, "primary")
 
     api = APIRouter(prefix=API_PREFIX)

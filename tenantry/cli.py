@@ -32,14 +32,16 @@ def _database_url() -> str:
 async def _seed(url: str, *, only_if_empty: bool) -> int:
     from tenantry.demo import demo_tenants, has_data, seed_demo
     from tenantry.kit.db import Database, session_scope
+    from tenantry.kit.platform import Platform
     from tenantry.kit.security import configure_password_hashing
 
     settings = get_settings()
     configure_password_hashing(settings)
     db = Database(url, settings)
+    platform = Platform.build(settings, db)
     try:
         async with session_scope(db.sessionmaker) as session:
-            if only_if_empty and await has_data(session, settings.operator_tenant_slug):
+            if only_if_empty and await has_data(platform, session, settings.operator_tenant_slug):
                 return 0
             specs = demo_tenants(settings.operator_tenant_slug)
             with Progress(
@@ -52,6 +54,7 @@ async def _seed(url: str, *, only_if_empty: bool) -> int:
             ) as progress:
                 task = progress.add_task("", total=len(specs))
                 return await seed_demo(
+                    platform,
                     session,
                     password=settings.demo_password,
                     operator_slug=settings.operator_tenant_slug,

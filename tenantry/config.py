@@ -7,13 +7,22 @@ refuses the defaults that would be unsafe there.
 
 from __future__ import annotations
 
+import os
+import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
+from dotenv import dotenv_values
 from limits import parse_many
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me-0123456789"
 DEFAULT_DEMO_PASSWORD = "tenantry-demo"
@@ -34,6 +43,45 @@ class OidcProvider(BaseModel):
     client_id: str = Field(min_length=1)
     client_secret: str = Field(min_length=1)
     scopes: list[str] = Field(default_factory=lambda: ["openid", "email", "profile"])
+
+
+class CacheOverride(BaseModel):
+    """A cache's TTL (seconds) and maximum entries per process, when not its declared ones."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ttl_s: float | None = Field(None, gt=0)
+    size: int | None = Field(None, ge=1)
+
+
+_CACHE_VARIABLE = re.compile(r"^CACHE_([A-Z0-9_]+?)_(TTL_S|SIZE)$", re.IGNORECASE)
+
+
+class CacheOverridesSource(PydanticBaseSettingsSource):
+    """`CACHE_<NAME>_TTL_S` / `CACHE_<NAME>_SIZE` from the environment (over .env) as
+    `cache_overrides`: a cache is declared once, in the code that uses it, and its bounds are
+    configured by its name without a settings field of its own. Written here because
+    pydantic-settings reads only variables named after declared fields."""
+
+    def __init__(self, settings_cls: type[BaseSettings], env_file: Path | None) -> None:
+        super().__init__(settings_cls)
+        self.env_file = env_file
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        variables: dict[str, str | None] = {}
+        if self.env_file is not None and self.env_file.is_file():
+            variables.update(dotenv_values(self.env_file))
+        variables.update(os.environ)
+        overrides: dict[str, dict[str, str]] = {}
+        for name, value in variables.items():
+            match = _CACHE_VARIABLE.match(name)
+            if match and value is not None:
+                cache, bound = match.group(1).lower(), match.group(2).lower()
+                overrides.setdefault(cache, {})[bound] = value
+        return {"cache_overrides": overrides} if overrides else {}
 
 
 class Settings(BaseSettings):
@@ -67,14 +115,9 @@ class Settings(BaseSettings):
     # After a failed call, Redis is left alone this long (L1 and the database serve).
     redis_retry_s: float = Field(1.0, gt=0)
 
-    # Caches: TTL in seconds and maximum entries per process.
-    cache_principal_ttl_s: float = Field(300, gt=0)
-    cache_principal_size: int = Field(10_000, ge=1)
-    cache_tenant_ttl_s: float = Field(3600, gt=0)
-    cache_tenant_size: int = Field(10_000, ge=1)
-    cache_settings_ttl_s: float = Field(600, gt=0)
-    cache_settings_size: int = Field(1_000, ge=1)
-    cache_token_size: int = Field(10_000, ge=1)
+    # Caches, by the name each is declared with (`kit.cache.declare`):
+    # CACHE_<NAME>_TTL_S and CACHE_<NAME>_SIZE, read from the environment and .env.
+    cache_overrides: dict[str, CacheOverride] = Field(default_factory=dict)
 
     # State store (without Redis: a table, swept every interval).
     state_sweep_interval_s: float = Field(60, gt=0)
@@ -132,6 +175,22 @@ class Settings(BaseSettings):
     # Demo data.
     demo_password: str = DEFAULT_DEMO_PASSWORD
     operator_tenant_slug: str = "tenantry"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The .env file actually in use (`Settings(_env_file=None)` turns it off).
+        env_file = getattr(dotenv_settings, "env_file", None)
+        caches = CacheOverridesSource(
+            settings_cls, Path(env_file) if isinstance(env_file, str | Path) else None
+        )
+        return init_settings, env_settings, dotenv_settings, caches, file_secret_settings
 
     @field_validator("database_url", "database_read_url", "redis_url", "public_url", mode="before")
     @classmethod

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tenantry.kit.tenancy import TenantScope
-from tenantry.tenants import service as tenants
-from tenantry.users import service as users
+from tenantry.kit.platform import Platform
+from tenantry.kit.repository import TenantScope
+from tenantry.tenants.service import TenantsService
+from tenantry.users.service import UsersService
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ def demo_logins(operator_slug: str) -> list[str]:
 
 
 async def seed_demo(
+    platform: Platform,
     session: AsyncSession,
     *,
     password: str,
@@ -75,6 +77,7 @@ async def seed_demo(
 ) -> int:
     """Create what is missing; returns how many rows were created. `advance` is called once per
     tenant, for a progress bar."""
+    tenants, users = platform.service(TenantsService), platform.service(UsersService)
     created = 0
     for spec in demo_tenants(operator_slug):
         tenant = await tenants.find_by_slug(session, spec.slug)
@@ -89,7 +92,7 @@ async def seed_demo(
             )
             created += 1
             for user in spec.users:
-                await users.create_user(
+                await users.create(
                     session,
                     TenantScope(tenant.id),
                     email=user.email,
@@ -103,5 +106,6 @@ async def seed_demo(
     return created
 
 
-async def has_data(session: AsyncSession, operator_slug: str) -> bool:
-    return await tenants.find_by_slug(session, operator_slug) is not None
+async def has_data(platform: Platform, session: AsyncSession, operator_slug: str) -> bool:
+    found = await platform.service(TenantsService).find_by_slug(session, operator_slug)
+    return found is not None

@@ -17,6 +17,7 @@ from tenantry.app import create_app
 from tenantry.config import Settings
 from tenantry.kit.db import Database, Reader, make_sessionmaker
 from tenantry.kit.migrations import upgrade
+from tenantry.kit.platform import Platform
 from tests.support.services import (
     create_database,
     delete_redis_keys,
@@ -142,12 +143,12 @@ async def committed_db(settings: Settings) -> AsyncIterator[Database]:
 
 
 @pytest.fixture
-async def world(session: AsyncSession, client: httpx.AsyncClient) -> World:
-    return World(session, client)
+async def world(session: AsyncSession, client: httpx.AsyncClient, app: Any) -> World:
+    return World(session, client, app.state.platform)
 
 
 @pytest.fixture
-async def committed(committed_db: Database) -> AsyncIterator[CommittedWorld]:
-    world = CommittedWorld(committed_db)
+async def committed(committed_db: Database, settings: Settings) -> AsyncIterator[CommittedWorld]:
+    world = CommittedWorld(committed_db, Platform.build(settings, committed_db))
     yield world
     await world.cleanup()

@@ -2,16 +2,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Depends, Path
 
-from tenantry.admin import service
 from tenantry.admin.schemas import CacheClearIn, CacheClearOut, CacheStatsOut, InvalidatedOut
-from tenantry.auth.dependencies import PlatformAdmin
-from tenantry.kit.deps import CachesDep, SessionDep
+from tenantry.admin.service import CacheAdminService
+from tenantry.authz.dependencies import PlatformAdmin
+from tenantry.kit.deps import SessionDep
 from tenantry.kit.errors import problems
 from tenantry.kit.text import text
 
 router = APIRouter(prefix="/admin/cache", tags=["admin"])
+
+CacheAdmin = Annotated[CacheAdminService, Depends(CacheAdminService.dep)]
 
 
 @router.get(
@@ -20,8 +22,8 @@ router = APIRouter(prefix="/admin/cache", tags=["admin"])
     response_model=CacheStatsOut,
     responses=problems(401, 403),
 )
-async def cache_stats(request: Request, caches: CachesDep, _: PlatformAdmin) -> CacheStatsOut:
-    return service.stats(caches, request.app.state.redis_health)
+async def cache_stats(admin: CacheAdmin, _: PlatformAdmin) -> CacheStatsOut:
+    return admin.stats()
 
 
 @router.post(
@@ -31,9 +33,9 @@ async def cache_stats(request: Request, caches: CachesDep, _: PlatformAdmin) -> 
     responses=problems(400, 401, 403, 404, 413, 422),
 )
 async def clear_caches(
-    session: SessionDep, caches: CachesDep, _: PlatformAdmin, body: CacheClearIn | None = None
+    admin: CacheAdmin, session: SessionDep, _: PlatformAdmin, body: CacheClearIn | None = None
 ) -> CacheClearOut:
-    return CacheClearOut(cleared=service.clear(session, caches, body.cache if body else None))
+    return CacheClearOut(cleared=admin.clear(session, body.cache if body else None))
 
 
 @router.post(
@@ -43,6 +45,9 @@ async def clear_caches(
     responses=problems(401, 403, 404, 422),
 )
 async def invalidate_user_cache(
-    email: Annotated[str, text(max_length=320), Path()], session: SessionDep, _: PlatformAdmin
+    email: Annotated[str, text(max_length=320), Path()],
+    admin: CacheAdmin,
+    session: SessionDep,
+    _: PlatformAdmin,
 ) -> InvalidatedOut:
-    return await service.invalidate_user(session, email)
+    return await admin.invalidate_user(session, email)

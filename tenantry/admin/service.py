@@ -6,45 +6,47 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.admin.schemas import CacheStatOut, CacheStatsOut, InvalidatedOut, RedisStatusOut
-from tenantry.auth import service as auth
-from tenantry.kit.cache import Caches, invalidate_on_commit
+from tenantry.authz.service import PRINCIPAL_CACHE
+from tenantry.kit.cache import invalidate_on_commit
 from tenantry.kit.errors import NotFound
-from tenantry.kit.redis import RedisHealth
+from tenantry.kit.platform import Service
+from tenantry.users.service import UsersService
 
 
-def stats(caches: Caches, health: RedisHealth | None) -> CacheStatsOut:
-    redis = None
-    if health is not None:
-        since = health.down_since
-        redis = RedisStatusOut(
-            up=health.up,
-            errors=health.errors,
-            last_error=health.last_error,
-            down_for_s=None if since is None else round(health.clock() - since, 3),
+class CacheAdminService(Service):
+    def stats(self) -> CacheStatsOut:
+        caches, health = self.platform.caches, self.platform.redis_health
+        redis = None
+        if health is not None:
+            since = health.down_since
+            redis = RedisStatusOut(
+                up=health.up,
+                errors=health.errors,
+                last_error=health.last_error,
+                down_for_s=None if since is None else round(health.clock() - since, 3),
+            )
+        bus = caches.bus
+        return CacheStatsOut(
+            instance_id=caches.instance_id,
+            invalidation_bus="redis" if health is not None else "postgres",
+            bus_connected=bus is not None and bus.ready.is_set(),
+            redis=redis,
+            caches=[CacheStatOut.model_validate(s, from_attributes=True) for s in caches.stats()],
         )
-    bus = caches.bus
-    return CacheStatsOut(
-        instance_id=caches.instance_id,
-        invalidation_bus="redis" if health is not None else "postgres",
-        bus_connected=bus is not None and bus.ready.is_set(),
-        redis=redis,
-        caches=[CacheStatOut.model_validate(s, from_attributes=True) for s in caches.stats()],
-    )
 
+    def clear(self, session: AsyncSession, name: str | None) -> list[str]:
+        """Clear one cache, or all, on every instance once the session commits."""
+        names = [c.name for c in self.platform.caches]
+        if name is not None:
+            if self.platform.caches.get(name) is None:
+                raise NotFound(f"No cache named {name!r}; there are: {', '.join(names)}.")
+            names = [name]
+        for each in names:
+            invalidate_on_commit(session, each, None)
+        return names
 
-def clear(session: AsyncSession, caches: Caches, name: str | None) -> list[str]:
-    names = [c.name for c in caches]
-    if name is not None:
-        if caches.get(name) is None:
-            raise NotFound(f"No cache named {name!r}; there are: {', '.join(names)}.")
-        names = [name]
-    for each in names:
-        invalidate_on_commit(session, each, None)
-    return names
-
-
-async def invalidate_user(session: AsyncSession, email: str) -> InvalidatedOut:
-    user_id = await auth.forget_principal_by_email(session, email)
-    if user_id is None:
-        raise NotFound(f"No user has the email {email}.")
-    return InvalidatedOut(email=email, user_id=user_id, invalidated=[auth.PRINCIPAL_CACHE.name])
+    async def invalidate_user(self, session: AsyncSession, email: str) -> InvalidatedOut:
+        user_id = await self.platform.service(UsersService).forget_by_email(session, email)
+        if user_id is None:
+            raise NotFound(f"No user has the email {email}.")
+        return InvalidatedOut(email=email, user_id=user_id, invalidated=[PRINCIPAL_CACHE.name])

@@ -1,17 +1,20 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Depends, Response, status
 
-from tenantry.api_keys import service
 from tenantry.api_keys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyPage
-from tenantry.auth.dependencies import TenantAdmin
-from tenantry.kit.deps import SessionDep, SettingsDep
+from tenantry.api_keys.service import ApiKeysService
+from tenantry.authz.dependencies import TenantAdmin
+from tenantry.kit.deps import SessionDep
 from tenantry.kit.errors import problems
 from tenantry.kit.pagination import PageNumber, PerPage
 
 router = APIRouter(prefix="/api-keys", tags=["api-keys"])
+
+ApiKeys = Annotated[ApiKeysService, Depends(ApiKeysService.dep)]
 
 
 @router.get(
@@ -21,12 +24,13 @@ router = APIRouter(prefix="/api-keys", tags=["api-keys"])
     responses=problems(401, 403, 422),
 )
 async def list_api_keys(
+    keys: ApiKeys,
     session: SessionDep,
     admin: TenantAdmin,
     page: PageNumber = 1,
     per_page: PerPage = 20,
 ) -> ApiKeyPage:
-    return await service.page(session, admin.scope, page=page, per_page=per_page)
+    return await keys.page(session, admin, page=page, per_page=per_page)
 
 
 @router.post(
@@ -37,20 +41,9 @@ async def list_api_keys(
     responses=problems(400, 401, 403, 413, 422),
 )
 async def create_api_key(
-    body: ApiKeyCreate, session: SessionDep, admin: TenantAdmin, settings: SettingsDep
+    body: ApiKeyCreate, keys: ApiKeys, session: SessionDep, admin: TenantAdmin
 ) -> ApiKeyCreated:
-    entity, key = await service.create(session, admin, settings.api_key_secret, body)
-    return ApiKeyCreated(
-        id=entity.id,
-        name=entity.name,
-        role=entity.role,
-        prefix=entity.prefix,
-        created_by=entity.created_by,
-        expires_at=entity.expires_at,
-        last_used_at=entity.last_used_at,
-        created_at=entity.created_at,
-        key=key,
-    )
+    return await keys.create(session, admin, body)
 
 
 @router.delete(
@@ -60,6 +53,8 @@ async def create_api_key(
     response_class=Response,
     responses=problems(401, 403, 404, 422),
 )
-async def revoke_api_key(key_id: uuid.UUID, session: SessionDep, admin: TenantAdmin) -> Response:
-    await service.revoke(session, admin, key_id)
+async def revoke_api_key(
+    key_id: uuid.UUID, keys: ApiKeys, session: SessionDep, admin: TenantAdmin
+) -> Response:
+    await keys.revoke(session, admin, key_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -21,12 +21,12 @@ from joserfc.errors import InvalidKeyIdError, JoseError
 from joserfc.jwk import KeySet
 
 from tenantry.config import OidcProvider
-from tenantry.kit.cache import Caches, CacheSpec
+from tenantry.kit.cache import Caches, CacheSpec, declare
 from tenantry.kit.errors import AppError, NotFound, Unauthorized
 
 ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"]
-METADATA_CACHE: CacheSpec[dict[str, Any]] = CacheSpec("oidc_metadata", ttl_s=3600, max_size=100)
-JWKS_CACHE: CacheSpec[KeySet] = CacheSpec("oidc_jwks", ttl_s=3600, max_size=100)
+METADATA_CACHE: CacheSpec[dict[str, Any]] = declare("oidc_metadata", ttl_s=3600, max_size=100)
+JWKS_CACHE: CacheSpec[KeySet] = declare("oidc_jwks", ttl_s=3600, max_size=100)
 CLOCK_SKEW_S = 60
 
 
@@ -55,15 +55,15 @@ class OidcClient:
         self,
         providers: dict[str, OidcProvider],
         caches: Caches,
+        http: httpx.AsyncClient,
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.providers = providers
         self.clock = clock
-        # Set by the lifespan: the process's pooled outbound client.
-        self.http: httpx.AsyncClient | None = None
-        self._metadata = caches.add(METADATA_CACHE)
-        self._jwks = caches.add(JWKS_CACHE)
+        self.http = http  # the process's pooled outbound client
+        self._metadata = caches.cache(METADATA_CACHE)
+        self._jwks = caches.cache(JWKS_CACHE)
 
     def provider(self, name: str) -> OidcProvider:
         provider = self.providers.get(name)
@@ -73,7 +73,6 @@ class OidcClient:
         return provider
 
     async def _get_json(self, url: str) -> dict[str, Any]:
-        assert self.http is not None, "the app's lifespan sets the HTTP client"
         try:
             response = await self.http.get(url)
             response.raise_for_status()
@@ -164,7 +163,6 @@ class OidcClient:
             )
         else:
             form |= {"client_id": provider.client_id, "client_secret": provider.client_secret}
-        assert self.http is not None, "the app's lifespan sets the HTTP client"
         try:
             response = await self.http.post(
                 meta["token_endpoint"], data=form, auth=basic or httpx.USE_CLIENT_DEFAULT

@@ -2,16 +2,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse
 
-from tenantry.auth import oauth, service
 from tenantry.auth.schemas import LoginRequest, TokenResponse
-from tenantry.kit.deps import SessionDep, SettingsDep, StateDep
+from tenantry.auth.service import AuthService
+from tenantry.kit.deps import SessionDep, SettingsDep
 from tenantry.kit.errors import problems
 from tenantry.kit.text import Text, text
 
 router = APIRouter(prefix="/auth", tags=["auth"])
+
+Auth = Annotated[AuthService, Depends(AuthService.dep)]
 
 
 @router.post(
@@ -20,9 +22,9 @@ router = APIRouter(prefix="/auth", tags=["auth"])
     response_model=TokenResponse,
     responses=problems(400, 401, 413, 422),
 )
-async def login(body: LoginRequest, session: SessionDep, request: Request) -> TokenResponse:
+async def login(body: LoginRequest, auth: Auth, session: SessionDep) -> TokenResponse:
     """Returns a bearer access token (JWT) for the account."""
-    token, ttl = await service.login(session, request.app.state.tokens, body.email, body.password)
+    token, ttl = await auth.login(session, email=body.email, password=body.password)
     return TokenResponse(access_token=token, expires_in=ttl)
 
 
@@ -43,14 +45,10 @@ def _callback_url(request: Request, public_url: str | None, provider: str) -> st
     },
 )
 async def oauth_authorize(
-    provider: Text, request: Request, store: StateDep, settings: SettingsDep
+    provider: Text, request: Request, auth: Auth, settings: SettingsDep
 ) -> RedirectResponse:
-    url = await oauth.start(
-        request.app.state.oidc,
-        store,
-        provider=provider,
-        redirect_uri=_callback_url(request, settings.public_url, provider),
-        ttl_s=settings.oauth_state_ttl_s,
+    url = await auth.start_oauth(
+        provider=provider, redirect_uri=_callback_url(request, settings.public_url, provider)
     )
     return RedirectResponse(url, status_code=302, headers={"Cache-Control": "no-store"})
 
@@ -63,23 +61,15 @@ async def oauth_authorize(
 )
 async def oauth_callback(
     provider: Text,
-    request: Request,
+    auth: Auth,
     session: SessionDep,
-    store: StateDep,
     code: Annotated[str | None, text(max_length=2048), Query()] = None,
     state: Annotated[str | None, text(max_length=255), Query()] = None,
     error: Annotated[str | None, text(max_length=255), Query()] = None,
 ) -> TokenResponse:
     """The provider sends the browser here; the answer is a bearer token for the user whose
     verified email the provider vouched for, or a problem saying why not."""
-    token, ttl = await oauth.finish(
-        session,
-        request.app.state.oidc,
-        store,
-        request.app.state.tokens,
-        provider=provider,
-        code=code,
-        state=state,
-        error=error,
+    token, ttl = await auth.finish_oauth(
+        session, provider=provider, code=code, state=state, error=error
     )
     return TokenResponse(access_token=token, expires_in=ttl)

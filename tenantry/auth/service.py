@@ -1,101 +1,145 @@
-"""Login, token checks, and the cached principal.
+"""Logins (password and OpenID Connect) and access tokens.
 
-The principal projection is cached 5 minutes under `{tenant_id}:{user_id}`; whatever changes
-a field of it (role, active flag, token version, name) calls `forget_principal` in the same
-transaction, and the request scope invalidates it on every instance once that commits. A warm
-authenticated request therefore runs no query and opens no transaction.
+A login ends the same way whichever door it came through (`_logged_in`): the login recorded
+by the users domain, a token issued. A presented token becomes a principal through
+`authenticate`, which `create_app` plugs into `authz` (the token is verified once per request,
+the principal comes from its cache).
+
+OpenID Connect: `state`, the PKCE verifier and the nonce are kept 10 minutes in the state store
+(the table or Redis, never process memory), so a login started on one instance completes on
+any other, and are taken atomically on the way back: a state works once.
 """
 
 from __future__ import annotations
 
-import uuid
+import secrets
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import Request
 
-from tenantry.auth.principal import Principal
-from tenantry.auth.repository import AuthRepository, read_principal
-from tenantry.kit.cache import Caches, CacheSpec, invalidate_on_commit
-from tenantry.kit.db import Database
-from tenantry.kit.errors import Unauthorized
+from tenantry.auth.oidc import OidcClient, OidcRefused
+from tenantry.authz import service as principals
+from tenantry.authz.principal import Principal
+from tenantry.authz.service import PrincipalService
+from tenantry.kit.errors import BadRequest, Unauthorized
+from tenantry.kit.platform import Service
 from tenantry.kit.security import (
-    TokenClaims,
-    TokenCodec,
+    InvalidToken,
     hash_password,
     password_needs_rehash,
+    request_claims,
     verify_password,
 )
+from tenantry.users.service import UsersService
 
-PRINCIPAL_CACHE = CacheSpec("principal", ttl_s=300, max_size=10_000, value_type=Principal)
-
+STATE_NAMESPACE = "oauth"
 _BAD_LOGIN = "The email or password is wrong, or the account is disabled."
 
 
-async def login(
-    session: AsyncSession, codec: TokenCodec, email: str, password: str
-) -> tuple[str, int]:
-    repo = AuthRepository(session)
-    row = await repo.login_row(email.strip().lower())
-    # Verify even when the user is unknown: the same cost either way.
-    ok = await verify_password(row.password_hash if row else None, password)
-    if row is None or not ok or not row.is_active:
-        raise Unauthorized(_BAD_LOGIN)
-    new_hash = await hash_password(password) if password_needs_rehash(row.password_hash) else None
-    return await logged_in(repo, codec, row, new_hash)
+class OAuthStateInvalid(BadRequest):
+    slug, title = "oauth-state-invalid", "Login state invalid"
 
 
-async def logged_in(
-    repo: AuthRepository, codec: TokenCodec, row: Any, new_hash: str | None = None
-) -> tuple[str, int]:
-    """The end of every login (password or OpenID Connect): the login recorded, the token
-    issued. `row` is `AuthRepository.login_row`'s, already checked active."""
-    await repo.record_login(row.id, new_hash)
-    return codec.issue(
-        user_id=row.id, tenant_id=row.tenant_id, role=row.role, version=row.token_version
-    )
+class AuthService(Service):
+    @cached_property
+    def oidc(self) -> OidcClient:
+        """Made on first use, once the lifespan has opened the outbound HTTP client."""
+        platform = self.platform
+        return OidcClient(platform.settings.oidc_providers, platform.caches, platform.http)
 
+    @property
+    def users(self) -> UsersService:
+        return self.platform.service(UsersService)
 
-def principal_key(tenant_id: uuid.UUID, user_id: uuid.UUID) -> str:
-    return f"{tenant_id}:{user_id}"
+    async def login(self, session: AsyncSession, *, email: str, password: str) -> tuple[str, int]:
+        """An access token and its lifetime for the right password, else 401 (the same answer
+        and the same cost whether or not the account exists)."""
+        row = await self.users.login_row(session, email)
+        ok = await verify_password(row.password_hash if row else None, password)
+        if row is None or not ok or not row.is_active:
+            raise Unauthorized(_BAD_LOGIN)
+        rehash = password_needs_rehash(row.password_hash)
+        return await self._logged_in(
+            session, row, await hash_password(password) if rehash else None
+        )
 
+    async def _logged_in(
+        self, session: AsyncSession, row: Any, new_hash: str | None = None
+    ) -> tuple[str, int]:
+        await self.users.record_login(session, row, new_hash)
+        return self.platform.tokens.issue(
+            user_id=row.id, tenant_id=row.tenant_id, role=row.role, version=row.token_version
+        )
 
-async def cached_principal(
-    db: Database, caches: Caches, tenant_id: uuid.UUID, user_id: uuid.UUID
-) -> Principal | None:
-    """The principal projection, from the cache or one lean query on a connection of its own
-    (committed data only; the request's session stays untouched)."""
+    async def authenticate(self, request: Request, token: str) -> Principal:
+        """The principal behind a bearer access token, or 401 (`authz.Authenticators.token`)."""
+        try:
+            claims = request_claims(request.scope, self.platform.tokens, token)
+        except InvalidToken:
+            raise Unauthorized("The access token is invalid or has expired.") from None
+        found = await self.platform.service(PrincipalService).cached(claims.tid, claims.sub)
+        principal = principals.check_active(found)
+        if claims.ver != principal.token_version:
+            raise Unauthorized("This token has been revoked; log in again.")
+        return principal
 
-    async def load() -> Principal | None:
-        return await read_principal(db.reader, user_id, tenant_id)
+    # --- OpenID Connect ----------------------------------------------------------------------
 
-    return await caches.cache(PRINCIPAL_CACHE).get_or_load(principal_key(tenant_id, user_id), load)
+    async def start_oauth(self, *, provider: str, redirect_uri: str) -> str:
+        """The provider's authorization URL for a new login attempt."""
+        self.oidc.provider(provider)  # 404 before any work for an unknown name
+        meta = await self.oidc.metadata(provider)
+        state, nonce, verifier = (secrets.token_urlsafe(32) for _ in range(3))
+        verifier += secrets.token_urlsafe(32)  # 86 characters: within RFC 7636's 43 to 128
+        await self.platform.state.put(
+            STATE_NAMESPACE,
+            state,
+            {
+                "provider": provider,
+                "nonce": nonce,
+                "verifier": verifier,
+                "redirect_uri": redirect_uri,
+            },
+            ttl_s=self.platform.settings.oauth_state_ttl_s,
+        )
+        return self.oidc.authorization_url(
+            provider, meta, redirect_uri=redirect_uri, state=state, nonce=nonce, verifier=verifier
+        )
 
-
-def check_active(principal: Principal | None, *, what: str = "token") -> Principal:
-    if principal is None or not principal.is_active:
-        raise Unauthorized(f"The account behind this {what} no longer exists or is disabled.")
-    if principal.tenant_status != "active":
-        raise Unauthorized("This company's account is suspended.")
-    return principal
-
-
-async def authenticate(db: Database, caches: Caches, claims: TokenClaims) -> Principal:
-    """The principal behind verified token claims, or 401."""
-    principal = check_active(await cached_principal(db, caches, claims.tid, claims.sub))
-    if claims.ver != principal.token_version:
-        raise Unauthorized("This token has been revoked; log in again.")
-    return principal
-
-
-def forget_principal(session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID) -> None:
-    """The user's cached principal goes stale when this session commits (every instance)."""
-    invalidate_on_commit(session, PRINCIPAL_CACHE.name, principal_key(tenant_id, user_id))
-
-
-async def forget_principal_by_email(session: AsyncSession, email: str) -> uuid.UUID | None:
-    """As `forget_principal`, found by email; the user's id, or None when there is none."""
-    row = await AuthRepository(session).login_row(email.strip().lower())
-    if row is None:
-        return None
-    forget_principal(session, row.tenant_id, row.id)
-    return row.id  # type: ignore[no-any-return]
+    async def finish_oauth(
+        self,
+        session: AsyncSession,
+        *,
+        provider: str,
+        code: str | None,
+        state: str | None,
+        error: str | None,
+    ) -> tuple[str, int]:
+        """Check the state, exchange the code, verify the ID token, log the user in."""
+        oidc = self.oidc
+        oidc.provider(provider)
+        saved: dict[str, Any] | None = None
+        if state and len(state) <= 255:
+            # Used once, whatever happens next.
+            saved = await self.platform.state.take(STATE_NAMESPACE, state)
+        if saved is None or saved.get("provider") != provider:
+            raise OAuthStateInvalid(
+                "This login's state is unknown, expired or already used; start the login again."
+            )
+        if error:
+            raise OidcRefused(f"The provider did not log you in ({error[:100]}).")
+        if not code:
+            raise OAuthStateInvalid("The provider sent no authorization code.")
+        tokens = await oidc.exchange(
+            provider, code=code, verifier=saved["verifier"], redirect_uri=saved["redirect_uri"]
+        )
+        claims = await oidc.verify_id_token(provider, tokens["id_token"], nonce=saved["nonce"])
+        email = claims.get("email")
+        if not isinstance(email, str) or claims.get("email_verified") is not True:
+            raise OidcRefused("The provider did not vouch for an email address (email_verified).")
+        row = await self.users.login_row(session, email)
+        if row is None or not row.is_active:
+            raise OidcRefused(f"No active Tenantry account has the email {email}.")
+        return await self._logged_in(session, row)

@@ -22,8 +22,8 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any, Generic, Protocol, TypeVar, cast
 
 import orjson
@@ -67,6 +67,32 @@ class CacheSpec(Generic[V]):
     ttl_s: float
     max_size: int
     value_type: type[V] | None = None
+
+
+_DECLARED: dict[str, CacheSpec[Any]] = {}
+
+
+def declare(
+    name: str, *, ttl_s: float, max_size: int, value_type: type[V] | None = None
+) -> CacheSpec[V]:
+    """Declare a named cache, once, beside the code that uses it (a module constant). The app
+    builds every declared cache (`Caches.build`); the settings may override its bounds by name,
+    `CACHE_<NAME>_TTL_S` and `CACHE_<NAME>_SIZE`. One declaration, nothing else to edit."""
+    if name in _DECLARED:
+        raise ValueError(f"a cache named {name!r} is declared already")
+    spec = CacheSpec(name, ttl_s=ttl_s, max_size=max_size, value_type=value_type)
+    _DECLARED[name] = spec
+    return spec
+
+
+def declared() -> list[CacheSpec[Any]]:
+    """Every cache declared by the modules imported so far."""
+    return list(_DECLARED.values())
+
+
+class CacheBounds(Protocol):
+    ttl_s: float | None
+    size: int | None
 
 
 class _LeaderGone(Exception):
@@ -283,6 +309,30 @@ class Caches:
         self.bus: Bus | None = None
         self._failed: list[Event] = []
 
+    @classmethod
+    def build(cls, overrides: Mapping[str, CacheBounds], **kwargs: Any) -> Caches:
+        """Every declared cache, with the bounds `overrides` gives by name; an override naming
+        no declared cache is an error (a typo would otherwise pass silently)."""
+        specs = declared()
+        unknown = sorted(set(overrides) - {spec.name for spec in specs})
+        if unknown:
+            names = ", ".join(sorted(spec.name for spec in specs))
+            raise ValueError(
+                f"CACHE_<NAME>_TTL_S / CACHE_<NAME>_SIZE name no cache: {', '.join(unknown)}"
+                f" (the caches are: {names})"
+            )
+        caches = cls(**kwargs)
+        for spec in specs:
+            bounds = overrides.get(spec.name)
+            if bounds is not None:
+                spec = replace(
+                    spec,
+                    ttl_s=bounds.ttl_s if bounds.ttl_s is not None else spec.ttl_s,
+                    max_size=bounds.size if bounds.size is not None else spec.max_size,
+                )
+            caches.add(spec)
+        return caches
+
     def add(self, spec: CacheSpec[V]) -> NamedCache[V]:
         if spec.name in self._caches:
             raise ValueError(f"a cache named {spec.name!r} exists already")
@@ -292,8 +342,6 @@ class Caches:
         return cache
 
     def register(self, cache: NamedCache[Any]) -> None:
-        """Adopt a cache (also one made elsewhere: the token verifier's) for stats and
-        clearing."""
         self._caches[cache.name] = cache
 
     def cache(self, spec: CacheSpec[V]) -> NamedCache[V]:

@@ -223,17 +223,15 @@ def reader_of(session: AsyncSession) -> Reader:
 class Database:
     """The process's engines and session factories, made in the app's lifespan."""
 
-    def __init__(self, url: str, settings: Settings, read_url: str | None = None) -> None:
+    def __init__(self, url: str, settings: Settings) -> None:
+        # DATABASE_READ_URL is accepted but opens no pool until a read path uses it.
         self.url = url
         self.engine = make_engine(url, settings)
-        self.read_engine = make_engine(read_url, settings) if read_url else self.engine
         self.reader = Reader(self.engine.connect)
         self.sessionmaker = make_sessionmaker(self.engine, self.reader)
 
     async def dispose(self) -> None:
         await self.engine.dispose()
-        if self.read_engine is not self.engine:
-            await self.read_engine.dispose()
 
 
 @asynccontextmanager

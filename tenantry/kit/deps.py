@@ -1,4 +1,5 @@
-"""Typed dependency aliases shared by every router.
+"""Typed dependency aliases shared by every router: the request's unit of work and the
+settings. A domain's service comes with `Depends(<Service>.dep)` (`kit.platform`).
 
 The small lookups are `async def` on purpose: FastAPI runs a plain `def` dependency in the
 thread pool, a thread hop per dependency per request for what is an attribute read.
@@ -13,25 +14,11 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.config import Settings
-from tenantry.kit.cache import Caches
-from tenantry.kit.db import Database, session_scope
-from tenantry.kit.state import StateStore
-
-
-async def get_database(request: Request) -> Database:
-    return request.app.state.db  # type: ignore[no-any-return]
+from tenantry.kit.db import session_scope
 
 
 async def get_settings_dep(request: Request) -> Settings:
     return request.app.state.settings  # type: ignore[no-any-return]
-
-
-async def get_caches(request: Request) -> Caches:
-    return request.app.state.caches  # type: ignore[no-any-return]
-
-
-async def get_state_store(request: Request) -> StateStore:
-    return request.app.state.state_store  # type: ignore[no-any-return]
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -46,6 +33,3 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
-DatabaseDep = Annotated[Database, Depends(get_database)]
-CachesDep = Annotated[Caches, Depends(get_caches)]
-StateDep = Annotated[StateStore, Depends(get_state_store)]

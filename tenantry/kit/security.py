@@ -10,7 +10,7 @@ route runs (the rate limiter keys by principal, the logs name the user): it veri
 - `None` when there is no bearer token or it does not verify (bad signature, expired, ...);
 - the key is absent only when the middleware did not run (an app built without it).
 
-Whoever needs the claims later (`auth.dependencies.get_principal`, a cache keyed by user) reads
+Whoever needs the claims later (`authz.dependencies.get_principal`, a cache keyed by user) reads
 them from there with `stashed_claims` and decodes only when the key is absent. Nothing else is
 stored: the principal itself is loaded (or cached) by the auth dependency.
 
@@ -36,7 +36,7 @@ from fastapi.security.utils import get_authorization_scheme_param
 from starlette.types import Scope
 
 from tenantry.config import Settings
-from tenantry.kit.cache import CacheSpec, NamedCache
+from tenantry.kit.cache import CacheSpec, NamedCache, declare
 
 # argon2id at OWASP's recommended minimum (m=19 MiB, t=2, p=1): about 25 ms of one core here.
 # RFC 9106's heavier profile (64 MiB, t=3, p=4) costs ~250 ms of CPU per login on a server
@@ -92,7 +92,8 @@ class TokenClaims:
     exp: int
 
 
-TOKEN_CLAIMS_CACHE = "token_claims"
+# Verified access tokens by the token itself; a hit is still checked against its `exp`.
+TOKEN_CLAIMS_CACHE: CacheSpec[TokenClaims] = declare("token_claims", ttl_s=300, max_size=10_000)
 
 
 class TokenCodec:
@@ -105,7 +106,7 @@ class TokenCodec:
         audience: str,
         ttl_s: int,
         *,
-        cache_size: int = 10_000,
+        verified: NamedCache[TokenClaims] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._secret = secret
@@ -113,9 +114,8 @@ class TokenCodec:
         self.audience = audience
         self.ttl_s = ttl_s
         self.clock = clock
-        self.verified: NamedCache[TokenClaims] = NamedCache(
-            CacheSpec(TOKEN_CLAIMS_CACHE, ttl_s=min(300, ttl_s), max_size=cache_size)
-        )
+        # The app hands in its declared cache (`Caches.build`); alone, the codec keeps its own.
+        self.verified: NamedCache[TokenClaims] = verified or NamedCache(TOKEN_CLAIMS_CACHE)
 
     def issue(
         self, *, user_id: uuid.UUID, tenant_id: uuid.UUID, role: str, version: int

@@ -1,67 +1,60 @@
+"""Every query of the tenants domain."""
+
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from tenantry.kit.db import LeanQuery, Reader
-from tenantry.kit.tenancy import TenantScope
+from tenantry.kit.db import LeanQuery
+from tenantry.kit.repository import PlatformRepository, TenantRepository
 from tenantry.tenants.models import Tenant, TenantSettings
 
 
-class TenantsRepository:
-    """The caller's own tenant row and settings: the scope is the key."""
+class SettingsRepository(TenantRepository[TenantSettings]):
+    """The tenant's one settings row."""
 
-    def __init__(self, session: AsyncSession, scope: TenantScope) -> None:
-        self.session = session
-        self.scope = scope
+    model = TenantSettings
 
-    async def tenant(self) -> Tenant | None:
-        return await self.session.get(Tenant, self.scope.tenant_id)
+    async def entity(self) -> TenantSettings | None:
+        found: TenantSettings | None = (
+            await self.session.execute(self.select())
+        ).scalar_one_or_none()
+        return found
 
-    async def settings(self) -> TenantSettings | None:
-        stmt = select(TenantSettings).where(TenantSettings.tenant_id == self.scope.tenant_id)
-        return (await self.session.execute(stmt)).scalar_one_or_none()
-
-
-_TENANT = LeanQuery.of(select(*Tenant.__table__.c).where(Tenant.id == bindparam("tenant_id")))
-_SETTINGS = LeanQuery.of(
-    select(*TenantSettings.__table__.c).where(TenantSettings.tenant_id == bindparam("tenant_id"))
-)
-
-
-class TenantReads:
-    """The cache loaders' lean reads of the caller's tenant and settings (committed data, no
-    transaction). The scope is the key, as in `TenantsRepository`."""
-
-    def __init__(self, reader: Reader, scope: TenantScope) -> None:
-        self.reader = reader
-        self.scope = scope
-
-    async def tenant(self) -> dict[str, Any] | None:
-        row = await self.reader.one(_TENANT, tenant_id=self.scope.tenant_id)
-        return dict(row) if row is not None else None
-
-    async def settings(self) -> dict[str, Any] | None:
-        row = await self.reader.one(_SETTINGS, tenant_id=self.scope.tenant_id)
+    async def row(self) -> dict[str, Any] | None:
+        """Committed settings on the lean path (the cache's loader)."""
+        row = await self.read_one(_SETTINGS)
         return dict(row) if row is not None else None
 
 
-class TenantDirectory:
-    """Platform-level tenant operations (provisioning, lookups by slug); not tenant-scoped."""
+_SETTINGS = LeanQuery.of(SettingsRepository.lean(*TenantSettings.__table__.c))
 
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+
+class TenantDirectory(PlatformRepository[Tenant]):
+    unscoped_because = (
+        "the tenants table is the list of companies itself: provisioning and slug lookups come"
+        " before any scope, and a company's own row is found by the scope's id"
+    )
+    model = Tenant
+
+    async def row(self, tenant_id: uuid.UUID) -> dict[str, Any] | None:
+        """Committed tenant row on the lean path (the cache's loader)."""
+        row = await self.read_one(_TENANT, tenant_id=tenant_id)
+        return dict(row) if row is not None else None
 
     async def by_slug(self, slug: str) -> Tenant | None:
-        return (
-            await self.session.execute(select(Tenant).where(Tenant.slug == slug))
-        ).scalar_one_or_none()
+        stmt = select(Tenant).where(Tenant.slug == slug)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
 
     async def add(self, tenant: Tenant, settings: dict[str, Any]) -> Tenant:
+        """A new tenant and its settings row."""
         self.session.add(tenant)
         await self.session.flush()
         self.session.add(TenantSettings(tenant_id=tenant.id, **settings))
         await self.session.flush()
         return tenant
+
+
+_TENANT = LeanQuery.of(select(*Tenant.__table__.c).where(Tenant.id == bindparam("tenant_id")))

@@ -1,19 +1,23 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
 
-from tenantry.auth.dependencies import ScopeDep, TenantAdmin
-from tenantry.kit.deps import CachesDep, DatabaseDep, SessionDep
+from fastapi import APIRouter, Depends
+
+from tenantry.authz.dependencies import ScopeDep, TenantAdmin
+from tenantry.kit.deps import SessionDep
 from tenantry.kit.errors import problems
-from tenantry.tenants import service
 from tenantry.tenants.schemas import TenantOut, TenantSettingsOut, TenantSettingsPatch
+from tenantry.tenants.service import TenantsService
 
 router = APIRouter(prefix="/tenant", tags=["tenant"])
 
+Tenants = Annotated[TenantsService, Depends(TenantsService.dep)]
+
 
 @router.get("", summary="Your company", response_model=TenantOut, responses=problems(401, 404))
-async def get_tenant(db: DatabaseDep, caches: CachesDep, scope: ScopeDep) -> TenantOut:
-    return await service.tenant_view(db, caches, scope)
+async def get_tenant(tenants: Tenants, scope: ScopeDep) -> TenantOut:
+    return await tenants.view(scope)
 
 
 @router.get(
@@ -22,10 +26,8 @@ async def get_tenant(db: DatabaseDep, caches: CachesDep, scope: ScopeDep) -> Ten
     response_model=TenantSettingsOut,
     responses=problems(401, 404),
 )
-async def get_tenant_settings(
-    db: DatabaseDep, caches: CachesDep, scope: ScopeDep
-) -> TenantSettingsOut:
-    return await service.settings_view(db, caches, scope)
+async def get_tenant_settings(tenants: Tenants, scope: ScopeDep) -> TenantSettingsOut:
+    return await tenants.settings_view(scope)
 
 
 @router.patch(
@@ -35,7 +37,6 @@ async def get_tenant_settings(
     responses=problems(400, 401, 403, 404, 413, 422),
 )
 async def update_tenant_settings(
-    patch: TenantSettingsPatch, session: SessionDep, admin: TenantAdmin
+    patch: TenantSettingsPatch, tenants: Tenants, session: SessionDep, admin: TenantAdmin
 ) -> TenantSettingsOut:
-    settings = await service.update_settings(session, admin.scope, patch)
-    return TenantSettingsOut.model_validate(settings)
+    return await tenants.update_settings(session, admin.scope, patch)

@@ -1,12 +1,16 @@
+"""Every query of the users domain."""
+
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import bindparam, func, select
 
+from tenantry.authz.models import accounts
 from tenantry.kit.db import LeanQuery
-from tenantry.kit.tenancy import TenantRepository
-from tenantry.tenants.models import Tenant
+from tenantry.kit.repository import PlatformRepository, TenantRepository
 from tenantry.users.models import User
 
 
@@ -14,13 +18,14 @@ class UserRepository(TenantRepository[User]):
     model = User
 
     async def page(self, *, offset: int, limit: int) -> tuple[list[Any], int]:
-        """One query: the page, with the total from a window count over the same filter."""
-        rows = await self.read_all(_PAGE, offset=offset, limit=limit)
-        if rows:
-            return rows, int(rows[0]["total"])
-        # Past the last page the window has no row to ride on; count alone.
-        total = await self.read_one(_COUNT)
-        return [], int(total["n"]) if total else 0
+        """The page with its total in one query (a window count over the same filter)."""
+        return await self.page_of(_PAGE, _COUNT, offset=offset, limit=limit)
+
+    async def record_login(self, user_id: uuid.UUID, password_hash: str | None = None) -> None:
+        values: dict[str, Any] = {"last_login_at": datetime.now(UTC)}
+        if password_hash is not None:
+            values["password_hash"] = password_hash
+        await self.session.execute(self.update().where(User.id == user_id).values(**values))
 
 
 _LIST_COLUMNS = (
@@ -39,38 +44,51 @@ _PAGE = LeanQuery.of(
     .offset(bindparam("offset"))
     .limit(bindparam("limit"))
 )
-_COUNT = LeanQuery.of(UserRepository.lean(func.count().label("n")))
+_COUNT = LeanQuery.of(UserRepository.lean_count())
 
 
-class UserDirectory:
-    """Platform-wide user lookups (email uniqueness, the internal staff list)."""
-
-    def __init__(self, session: Any) -> None:
-        self.session = session
+class UserDirectory(PlatformRepository[User]):
+    unscoped_because = (
+        "logins are global by email: a user is found by email before any tenant is known, and"
+        " an email is unique across every tenant"
+    )
+    model = User
 
     async def email_taken(self, email: str) -> bool:
         stmt = select(User.id).where(User.email == email).limit(1)
         return (await self.session.execute(stmt)).first() is not None
 
-    async def internal_page(self, *, offset: int, limit: int) -> tuple[list[Any], int]:
-        """Internal employees with their company, in one query (join, no N+1)."""
-        stmt = (
-            select(
-                User,
-                Tenant.id.label("company_id"),
-                Tenant.slug.label("company_slug"),
-                Tenant.name.label("company_name"),
-                Tenant.status.label("company_status"),
-                func.count().over().label("total"),
-            )
-            .join(Tenant, Tenant.id == User.tenant_id)
-            .where(User.account_type == "internal_employee")
-            .order_by(User.created_at, User.id)
-            .offset(offset)
-            .limit(limit)
-        )
-        rows = (await self.session.execute(stmt)).all()
-        if rows:
-            return list(rows), int(rows[0].total)
-        count = select(func.count()).where(User.account_type == "internal_employee")
-        return [], int((await self.session.execute(count.select_from(User))).scalar_one())
+    async def login_row(self, email: str) -> Any | None:
+        """What a login checks, and nothing more."""
+        stmt = select(
+            User.id,
+            User.tenant_id,
+            User.role,
+            User.password_hash,
+            User.is_active,
+            User.token_version,
+        ).where(User.email == email)
+        return (await self.session.execute(stmt)).one_or_none()
+
+
+_STAFF_FILTER = accounts.c.account_type == "internal_employee"
+
+
+class StaffDirectory(PlatformRepository[Any]):
+    unscoped_because = "platform staff are listed by platform admins, across the platform"
+    model = accounts
+
+    async def page(self, *, offset: int, limit: int) -> tuple[list[Any], int]:
+        """Internal employees with their company, in one query (the `accounts` view joins the
+        company; no N+1)."""
+        return await self.page_of(_STAFF_PAGE, _STAFF_COUNT, offset=offset, limit=limit)
+
+
+_STAFF_PAGE = LeanQuery.of(
+    select(*accounts.c, func.count().over().label("total"))
+    .where(_STAFF_FILTER)
+    .order_by(accounts.c.created_at, accounts.c.id)
+    .offset(bindparam("offset"))
+    .limit(bindparam("limit"))
+)
+_STAFF_COUNT = LeanQuery.of(select(func.count().label("n")).where(_STAFF_FILTER))

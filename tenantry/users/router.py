@@ -1,16 +1,14 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Depends, status
 
-from tenantry.auth.dependencies import CurrentPrincipal, PlatformAdmin, TenantAdmin
+from tenantry.authz.dependencies import CurrentPrincipal, PlatformAdmin, TenantAdmin
 from tenantry.kit.deps import SessionDep
 from tenantry.kit.errors import problems
 from tenantry.kit.pagination import PageNumber, PerPage
-from tenantry.kit.tenancy import TenantScope
-from tenantry.tenants import service as tenants
-from tenantry.users import service
 from tenantry.users.schemas import (
     InternalUserCreate,
     InternalUserOut,
@@ -21,8 +19,11 @@ from tenantry.users.schemas import (
     UserPage,
     UserPatch,
 )
+from tenantry.users.service import UsersService
 
 router = APIRouter(tags=["users"])
+
+Users = Annotated[UsersService, Depends(UsersService.dep)]
 
 
 @router.get(
@@ -32,7 +33,7 @@ router = APIRouter(tags=["users"])
     responses=problems(401),
 )
 async def get_me(principal: CurrentPrincipal) -> MeOut:
-    return service.me(principal)
+    return UsersService.me(principal)
 
 
 @router.get(
@@ -42,9 +43,13 @@ async def get_me(principal: CurrentPrincipal) -> MeOut:
     responses=problems(401, 403, 422),
 )
 async def list_users(
-    session: SessionDep, admin: TenantAdmin, page: PageNumber = 1, per_page: PerPage = 20
+    users: Users,
+    session: SessionDep,
+    admin: TenantAdmin,
+    page: PageNumber = 1,
+    per_page: PerPage = 20,
 ) -> UserPage:
-    return await service.list_users(session, admin.scope, page=page, per_page=per_page)
+    return await users.page(session, admin.scope, page=page, per_page=per_page)
 
 
 @router.post(
@@ -54,17 +59,10 @@ async def list_users(
     status_code=status.HTTP_201_CREATED,
     responses=problems(400, 401, 403, 409, 413, 422),
 )
-async def create_user(body: UserCreate, session: SessionDep, admin: TenantAdmin) -> UserOut:
-    user = await service.create_user(
-        session,
-        admin.scope,
-        email=body.email,
-        full_name=body.full_name,
-        password=body.password,
-        role=body.role,
-        creator=admin,
-    )
-    return UserOut.model_validate(user)
+async def create_user(
+    body: UserCreate, users: Users, session: SessionDep, admin: TenantAdmin
+) -> UserOut:
+    return UserOut.model_validate(await users.add(session, admin, body))
 
 
 @router.patch(
@@ -74,9 +72,9 @@ async def create_user(body: UserCreate, session: SessionDep, admin: TenantAdmin)
     responses=problems(400, 401, 403, 404, 413, 422),
 )
 async def update_user(
-    user_id: uuid.UUID, body: UserPatch, session: SessionDep, admin: TenantAdmin
+    user_id: uuid.UUID, body: UserPatch, users: Users, session: SessionDep, admin: TenantAdmin
 ) -> UserOut:
-    return UserOut.model_validate(await service.update_user(session, admin, user_id, body))
+    return UserOut.model_validate(await users.update(session, admin, user_id, body))
 
 
 @router.get(
@@ -87,9 +85,13 @@ async def update_user(
     tags=["admin"],
 )
 async def list_internal_users(
-    session: SessionDep, _: PlatformAdmin, page: PageNumber = 1, per_page: PerPage = 20
+    users: Users,
+    session: SessionDep,
+    _: PlatformAdmin,
+    page: PageNumber = 1,
+    per_page: PerPage = 20,
 ) -> InternalUserPage:
-    return await service.list_internal(session, page=page, per_page=per_page)
+    return await users.staff_page(session, page=page, per_page=per_page)
 
 
 @router.post(
@@ -101,25 +103,6 @@ async def list_internal_users(
     tags=["admin"],
 )
 async def create_internal_user(
-    body: InternalUserCreate, session: SessionDep, admin: PlatformAdmin
+    body: InternalUserCreate, users: Users, session: SessionDep, admin: PlatformAdmin
 ) -> InternalUserOut:
-    operator = await tenants.get_tenant(session, admin.scope)
-    user = await service.create_user(
-        session,
-        TenantScope(operator.id),
-        email=body.email,
-        full_name=body.full_name,
-        password=body.password,
-        role=body.role,
-        account_type="internal_employee",
-        creator=admin,
-    )
-    return InternalUserOut(
-        **UserOut.model_validate(user).model_dump(),
-        company={
-            "id": operator.id,
-            "slug": operator.slug,
-            "name": operator.name,
-            "status": operator.status,
-        },
-    )
+    return await users.create_staff(session, admin, body)

@@ -12,6 +12,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.api_keys.models import ApiKey
+from tenantry.api_keys.service import ApiKeysService
 from tenantry.config import Settings
 from tenantry.kit.db import Database
 from tests.support.asserts import assert_problem, queries
@@ -164,7 +165,7 @@ async def test_last_used_is_buffered_not_written_per_request(
     assert queries(r) == 0  # no write on the request path
     stored = await session.scalar(select(ApiKey.last_used_at).where(ApiKey.id == made["id"]))
     assert stored is None
-    assert await app.state.api_key_usage.flush(database) >= 1
+    assert await app.state.platform.service(ApiKeysService).flush_usage() >= 1
     session.expire_all()
     stored = await session.scalar(select(ApiKey.last_used_at).where(ApiKey.id == made["id"]))
     assert stored is not None

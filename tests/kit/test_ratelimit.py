@@ -224,7 +224,7 @@ async def test_token_is_decoded_once_per_request(
 ) -> None:
     account = await world.user(await world.tenant(), "member")
     app = make_app(settings, database)
-    codec = app.state.tokens = CountingCodec(app.state.tokens)
+    codec = app.state.tokens = app.state.platform.tokens = CountingCodec(app.state.tokens)
     async with client_for(app) as c:
         assert (await c.get(ME, headers=account.headers)).status_code == 200
         assert codec.decodes == 1
@@ -243,7 +243,7 @@ async def test_without_the_middleware_the_dependency_decodes(
     account = await world.user(await world.tenant(), "member")
     app = make_app(settings, database)
     app.user_middleware.clear()  # no edge: nothing stashes the claims
-    codec = app.state.tokens = CountingCodec(app.state.tokens)
+    codec = app.state.tokens = app.state.platform.tokens = CountingCodec(app.state.tokens)
     async with client_for(app) as c:
         r = await c.get(ME, headers=account.headers)
         assert r.status_code == 200 and r.json()["email"] == account.email

@@ -150,7 +150,7 @@ async def test_requests_survive_a_redis_outage_and_caches_reconnect(
                     await b.get(SETTINGS, headers=admin_h)
                     apps = (app_a, app_b)
                     return not any(
-                        app.state.redis_health.up or app.state.caches.bus.ready.is_set()
+                        app.state.platform.redis_health.up or app.state.caches.bus.ready.is_set()
                         for app in apps
                     )
 
@@ -177,7 +177,7 @@ async def test_requests_survive_a_redis_outage_and_caches_reconnect(
                     )
 
                 await eventually(reconnected, within_s=10)
-                assert app_a.state.redis_health.up and app_b.state.redis_health.up
+                assert app_a.state.platform.redis_health.up and app_b.state.platform.redis_health.up
                 assert REDIS_UP._value.get() == 1
                 # B missed A's invalidation while the bus was down; it starts over from the
                 # database, so it sees the change made during the outage.

@@ -17,10 +17,11 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.kit.db import Database, session_scope
-from tenantry.kit.tenancy import TenantScope
-from tenantry.tenants import service as tenants
+from tenantry.kit.platform import Platform
+from tenantry.kit.repository import TenantScope
 from tenantry.tenants.models import Tenant
-from tenantry.users import service as users
+from tenantry.tenants.service import TenantsService
+from tenantry.users.service import UsersService
 
 PASSWORD = "correct horse battery staple"
 
@@ -42,6 +43,7 @@ async def login(client: httpx.AsyncClient, email: str, password: str = PASSWORD)
 
 
 class _Builder:
+    platform: Platform
     client: httpx.AsyncClient | None = None
 
     def unit(self) -> AbstractAsyncContextManager[AsyncSession]:
@@ -50,6 +52,7 @@ class _Builder:
     async def tenant(self, slug: str | None = None) -> uuid.UUID:
         slug = slug or f"t-{uuid.uuid4().hex[:10]}"
         async with self.unit() as session:
+            tenants = self.platform.service(TenantsService)
             tenant = await tenants.provision(session, slug=slug, name=slug.title())
         self.made(tenant.id)
         return tenant.id
@@ -70,7 +73,7 @@ class _Builder:
         builder has a client."""
         email = email or f"{role}-{uuid.uuid4().hex[:10]}@example.com"
         async with self.unit() as session:
-            user = await users.create_user(
+            user = await self.platform.service(UsersService).create(
                 session,
                 TenantScope(tenant_id),
                 email=email,
@@ -90,9 +93,12 @@ class _Builder:
 class World(_Builder):
     """In the test's own transaction (rolled back at the end), logged in through `client`."""
 
-    def __init__(self, session: AsyncSession, client: httpx.AsyncClient) -> None:
+    def __init__(
+        self, session: AsyncSession, client: httpx.AsyncClient, platform: Platform
+    ) -> None:
         self.session = session
         self.client = client
+        self.platform = platform
 
     @asynccontextmanager
     async def unit(self) -> AsyncIterator[AsyncSession]:
@@ -103,8 +109,9 @@ class World(_Builder):
 class CommittedWorld(_Builder):
     """Really committed; every tenant made here is deleted, with its users, by `cleanup`."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, platform: Platform) -> None:
         self.db = db
+        self.platform = platform
         self.tenants: list[uuid.UUID] = []
 
     @asynccontextmanager

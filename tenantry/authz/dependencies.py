@@ -1,24 +1,25 @@
 """Authentication and authorisation dependencies, shared by every router.
 
-`CurrentPrincipal` accepts a bearer access token (JWT) or an API key (`tnt_...`). A token is
-verified once per request through `kit.security.request_claims` (a middleware that verified
-it already left the claims in `scope["state"]["token_claims"]`); the principal comes from the
-principal cache, so a warm request runs no query and leaves the request's session unused.
+`CurrentPrincipal` accepts a bearer access token (JWT) or an API key (`tnt_...`). `authz`
+knows neither: the domains that own them plug their authenticators in (`Authenticators`,
+wired by `create_app`), so nothing here imports a domain. A token is verified once per
+request (the edge middleware leaves its claims in the request state) and the principal comes
+from the principal cache, so a warm request runs no query.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from tenantry.api_keys import service as api_keys
-from tenantry.auth import service
-from tenantry.auth.principal import Principal
+from tenantry.authz.principal import Principal
 from tenantry.kit.errors import Forbidden, Unauthorized
-from tenantry.kit.security import InvalidToken, is_api_key, request_claims
-from tenantry.kit.tenancy import TenantScope
+from tenantry.kit.repository import TenantScope
+from tenantry.kit.security import is_api_key
 
 bearer = HTTPBearer(
     auto_error=False,
@@ -27,30 +28,31 @@ bearer = HTTPBearer(
     bearerFormat="JWT",
 )
 
+# (the request, the bearer credential) -> the principal, or Unauthorized.
+Authenticate = Callable[[Request, str], Awaitable[Principal]]
+
+
+@dataclass(frozen=True, slots=True)
+class Authenticators:
+    """How a bearer credential becomes a principal (`app.state.authenticators`)."""
+
+    token: Authenticate
+    api_key: Authenticate
+
 
 async def get_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
-    # On every authenticated request: app state is read directly rather than through more
-    # dependencies, each of which costs FastAPI a resolution step.
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("Send `Authorization: Bearer <token>`.")
     token = credentials.credentials
-    state = request.app.state
-    db, caches = state.db, state.caches
+    # App state is read directly rather than through more dependencies, each of which costs
+    # FastAPI a resolution step on every authenticated request.
+    authenticators: Authenticators = request.app.state.authenticators
     if is_api_key(token):
-        principal = await api_keys.authenticate(
-            db, caches, state.api_key_usage, state.settings.api_key_secret, token
-        )
-    else:
-        try:
-            claims = request_claims(request.scope, state.tokens, token)
-        except InvalidToken:
-            raise Unauthorized("The access token is invalid or has expired.") from None
-        principal = await service.authenticate(db, caches, claims)
-    request.scope.setdefault("state", {})["principal"] = principal
-    return principal
+        return await authenticators.api_key(request, token)
+    return await authenticators.token(request, token)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

@@ -1,13 +1,21 @@
-"""Who is calling: a small projection of the user and their tenant, never the ORM entity."""
+"""Who is calling: a small projection of the user and their tenant, never the ORM entity, and
+the ranks of the roles."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Literal
 
-from tenantry.kit.tenancy import TenantScope
+from tenantry.kit.repository import TenantScope
 
-ROLE_RANK = {"member": 0, "admin": 1, "owner": 2}
+Role = Literal["owner", "admin", "member"]
+ROLE_RANK: dict[str, int] = {"member": 0, "admin": 1, "owner": 2}
+
+
+def rank(role: str) -> int:
+    """A role's rank; an unknown role ranks below every known one."""
+    return ROLE_RANK.get(role, -1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,4 +47,8 @@ class Principal:
         return self.account_type == "internal_employee"
 
     def at_least(self, role: str) -> bool:
-        return ROLE_RANK.get(self.role, -1) >= ROLE_RANK[role]
+        return rank(self.role) >= ROLE_RANK[role]
+
+    def may_grant(self, role: str) -> bool:
+        """Nobody hands out a role above their own."""
+        return ROLE_RANK[role] <= rank(self.role)
