@@ -21,7 +21,7 @@ from tenantry.auth.router import router as auth_router
 from tenantry.auth.service import AuthService
 from tenantry.authz.dependencies import Authenticators
 from tenantry.config import Settings, get_settings
-from tenantry.kit import errors, metrics, openapi
+from tenantry.kit import docs, errors, metrics, openapi
 from tenantry.kit.cache_pg import PostgresBus
 from tenantry.kit.cache_redis import RedisTier
 from tenantry.kit.db import Database
@@ -133,7 +133,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         description="Multi-tenant business backend: onboarding, CRM, territories, sync, webhooks.",
         lifespan=lifespan,
         generate_unique_id_function=openapi.operation_id,
-        docs_url="/docs",
+        docs_url=None,
+        redoc_url=None,
         openapi_url="/openapi.json",
     )
     configure_password_hashing(settings)
@@ -163,6 +164,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
 
     errors.install(app)
     openapi.install(app, unlimited_paths=UNLIMITED_PATHS)
+    docs.install(app)
     install_middleware(app, settings, limiter)
     return app
 
