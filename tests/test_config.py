@@ -1,8 +1,13 @@
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
+import pytest
+from pydantic import ValidationError
+
+import tenantry.app  # noqa: F401 - imports every module that declares a cache
 from tenantry.config import DEV_JWT_SECRET, InsecureSettingsError, Settings
+from tenantry.kit.platform import Platform
 
 
 def test_development_accepts_defaults() -> None:
@@ -76,3 +81,34 @@ def test_oidc_providers_are_read_as_json(monkeypatch: pytest.MonkeyPatch) -> Non
     s = Settings(_env_file=None)
     assert s.oidc_providers["corp"].issuer == "https://id.example"
     assert s.oidc_providers["corp"].scopes == ["openid", "email", "profile"]
+
+
+def test_caches_are_sized_by_name_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("CACHE_TENANT_SETTINGS_TTL_S=5\nCACHE_PRINCIPAL_SIZE=3\n")
+    monkeypatch.setenv("CACHE_PRINCIPAL_SIZE", "7")  # the environment wins over .env
+    monkeypatch.setenv("cache_api_keys_ttl_s", "9")
+    settings = Settings(_env_file=env_file)
+    caches = Platform.build(settings).caches
+    by_name = {c.name: c.spec for c in caches}
+    assert by_name["tenant_settings"].ttl_s == 5
+    assert by_name["tenant_settings"].max_size == 1_000  # as declared
+    assert by_name["principal"].max_size == 7
+    assert by_name["principal"].ttl_s == 300
+    assert by_name["api_keys"].ttl_s == 9
+    # Every declared cache is built, the token verifier's included, and it is the codec's.
+    assert {"principal", "api_keys", "token_claims", "tenant", "tenant_settings"} <= set(by_name)
+    assert "tenant_settings" not in Settings(_env_file=None).cache_overrides  # no .env read
+
+
+def test_a_cache_override_naming_no_cache_stops_the_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CACHE_PRINCIPL_TTL_S", "5")
+    with pytest.raises(ValueError, match=r"name no cache: principl \(the caches are: .*principal"):
+        Platform.build(Settings(_env_file=None))
+
+
+def test_a_cache_override_is_validated() -> None:
+    with pytest.raises(ValidationError):
+        Settings(_env_file=None, cache_overrides={"principal": {"ttl_s": 0}})
