@@ -11,7 +11,7 @@ from typing import Any
 
 import anyio
 import httpx
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 
 from tenantry import __version__
 from tenantry.admin.router import router as admin_router
@@ -32,7 +32,7 @@ from tenantry.kit.platform import Platform
 from tenantry.kit.ratelimit import Policy, RateLimiter
 from tenantry.kit.redis import RedisHealth
 from tenantry.kit.redis import make_client as make_redis
-from tenantry.kit.routes import RouteTemplates
+from tenantry.kit.routes import RouteIndex, RouteTemplates, include_flat
 from tenantry.kit.security import configure_password_hashing
 from tenantry.kit.state import PostgresStateStore, RedisStateStore, sweep_forever
 from tenantry.ops.router import router as ops_router
@@ -40,6 +40,8 @@ from tenantry.tenants.router import router as tenants_router
 from tenantry.users.router import router as users_router
 
 API_PREFIX = "/api/v1"
+# Every domain's API routes, served under API_PREFIX in this order.
+API_ROUTERS = (auth_router, users_router, tenants_router, api_keys_router, admin_router)
 # Probes and the scraper are never rate limited.
 UNLIMITED_PATHS = ("/healthz", "/readyz", "/metrics")
 
@@ -156,16 +158,16 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         platform.db = app.state.db = database
         metrics.instrument_pool(database.engine, "primary")
 
-    api = APIRouter(prefix=API_PREFIX)
-    for router in (auth_router, users_router, tenants_router, api_keys_router, admin_router):
-        api.include_router(router)
-    app.include_router(api)
-    app.include_router(ops_router)
+    # One flat route table (kit.routes.include_flat), in the order the routers are listed.
+    for router in API_ROUTERS:
+        include_flat(app, router, prefix=API_PREFIX)
+    include_flat(app, ops_router)
 
     errors.install(app)
     openapi.install(app, unlimited_paths=UNLIMITED_PATHS)
     docs.install(app)
     install_middleware(app, settings, limiter)
+    RouteIndex(app.router).install()
     return app
 
 
