@@ -161,6 +161,8 @@ class Settings(BaseSettings):
     rate_limit_key_prefix: str = "tenantry:ratelimit"
     # Origins allowed to call the API from a browser ("*" for any); empty: no CORS headers.
     cors_origins: Annotated[list[str], NoDecode] = []
+    # FastAPI's native OpenTelemetry (spans, metrics, logs) for an installed OpenTelemetry SDK.
+    otel_enabled: bool = False
     # Strict-Transport-Security max-age on responses served over HTTPS; 0 turns it off.
     hsts_max_age_s: int = Field(31_536_000, ge=0)
 

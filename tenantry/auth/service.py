@@ -27,6 +27,7 @@ from tenantry.kit.errors import BadRequest, Unauthorized
 from tenantry.kit.platform import Service
 from tenantry.kit.security import (
     InvalidToken,
+    TokenClaims,
     hash_password,
     password_needs_rehash,
     request_claims,
@@ -79,6 +80,10 @@ class AuthService(Service):
             claims = request_claims(request.scope, self.platform.tokens, token)
         except InvalidToken:
             raise Unauthorized("The access token is invalid or has expired.") from None
+        return await self.principal_for(claims)
+
+    async def principal_for(self, claims: TokenClaims) -> Principal:
+        """The principal behind verified claims, or 401 (`authz.Authenticators.claims`)."""
         found = await self.platform.service(PrincipalService).cached(claims.tid, claims.sub)
         principal = principals.check_active(found)
         if claims.ver != principal.token_version:

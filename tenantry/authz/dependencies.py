@@ -14,19 +14,13 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
+from starlette.types import Scope
 
 from tenantry.authz.principal import Principal
 from tenantry.kit.errors import Forbidden, Unauthorized
 from tenantry.kit.repository import TenantScope
-from tenantry.kit.security import is_api_key
-
-bearer = HTTPBearer(
-    auto_error=False,
-    scheme_name="bearerAuth",
-    description="An access token from `POST /api/v1/auth/login`, or an API key (`tnt_...`).",
-    bearerFormat="JWT",
-)
+from tenantry.kit.security import TokenClaims, bearer_token, is_api_key, stashed_claims
 
 # (the request, the bearer credential) -> the principal, or Unauthorized.
 Authenticate = Callable[[Request, str], Awaitable[Principal]]
@@ -34,26 +28,51 @@ Authenticate = Callable[[Request, str], Awaitable[Principal]]
 
 @dataclass(frozen=True, slots=True)
 class Authenticators:
-    """How a bearer credential becomes a principal (`app.state.authenticators`)."""
+    """How a credential becomes a principal (`app.state.authenticators`): the claims of an
+    access token the edge verified already, an access token, or an API key."""
 
+    claims: Callable[[TokenClaims], Awaitable[Principal]]
     token: Authenticate
     api_key: Authenticate
 
 
-async def get_principal(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> Principal:
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise Unauthorized("Send `Authorization: Bearer <token>`.")
-    token = credentials.credentials
-    # App state is read directly rather than through more dependencies, each of which costs
-    # FastAPI a resolution step on every authenticated request.
-    authenticators: Authenticators = request.app.state.authenticators
-    if is_api_key(token):
-        return await authenticators.api_key(request, token)
-    return await authenticators.token(request, token)
+class BearerPrincipal(HTTPBearer):
+    """The principal, as one dependency.
 
+    It is an `HTTPBearer` so that FastAPI documents the bearer scheme on every operation that
+    depends on it, but it resolves in one step: where the edge middleware verified the token
+    already (the decode-once contract, `kit.security`), the claims come from its stash and the
+    header is not read again; otherwise the `Authorization` header is parsed here, as
+    `HTTPBearer` parses it. `HTTPBearer` followed by `Depends(get_principal)` cost FastAPI two
+    resolutions on every authenticated request.
+    """
+
+    async def __call__(self, request: Request) -> Principal:  # type: ignore[override]
+        scope = request.scope
+        authenticators: Authenticators = request.app.state.authenticators
+        stashed = stashed_claims(scope)
+        if isinstance(stashed, TokenClaims):
+            return await authenticators.claims(stashed)
+        token = bearer_token(_authorization(scope))
+        if token is None:
+            raise Unauthorized("Send `Authorization: Bearer <token>`.")
+        if is_api_key(token):
+            return await authenticators.api_key(request, token)
+        return await authenticators.token(request, token)
+
+
+def _authorization(scope: Scope) -> bytes | None:
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            return value  # type: ignore[no-any-return]
+    return None
+
+
+get_principal = BearerPrincipal(
+    scheme_name="bearerAuth",
+    description="An access token from `POST /api/v1/auth/login`, or an API key (`tnt_...`).",
+    bearerFormat="JWT",
+)
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from tenantry.authz.dependencies import ScopeDep, TenantAdmin
+from tenantry.authz.dependencies import CurrentPrincipal, TenantAdmin
 from tenantry.kit.deps import SessionDep
 from tenantry.kit.errors import problems
 from tenantry.tenants.schemas import TenantOut, TenantSettingsOut, TenantSettingsPatch
@@ -16,8 +16,8 @@ Tenants = Annotated[TenantsService, Depends(TenantsService.dep)]
 
 
 @router.get("", summary="Your company", response_model=TenantOut, responses=problems(401, 404))
-async def get_tenant(tenants: Tenants, scope: ScopeDep) -> TenantOut:
-    return await tenants.view(scope)
+async def get_tenant(tenants: Tenants, principal: CurrentPrincipal) -> TenantOut:
+    return await tenants.view(principal.scope)
 
 
 @router.get(
@@ -26,8 +26,8 @@ async def get_tenant(tenants: Tenants, scope: ScopeDep) -> TenantOut:
     response_model=TenantSettingsOut,
     responses=problems(401, 404),
 )
-async def get_tenant_settings(tenants: Tenants, scope: ScopeDep) -> TenantSettingsOut:
-    return await tenants.settings_view(scope)
+async def get_tenant_settings(tenants: Tenants, principal: CurrentPrincipal) -> TenantSettingsOut:
+    return await tenants.settings_view(principal.scope)
 
 
 @router.patch(
