@@ -244,16 +244,30 @@ async def session_scope(
     marked stale (`kit.cache.invalidate_on_commit`) is staged on the bus inside the
     transaction and published once it has committed; a rollback forgets it.
     """
-    async with factory() as session:
+    session = factory()
+    try:
         try:
             yield session
         except BaseException:
             take_invalidations(session)
-            await session.rollback()
+            if _began(session):
+                await session.rollback()
             raise
         stale = take_invalidations(session)
+        if not (stale or _began(session)):
+            return  # nothing ran and nothing is pending: nothing to commit or close
         if stale and caches is not None:
             await caches.stage(session, stale)
         await session.commit()
         if stale and caches is not None:
             await caches.publish(stale)
+    finally:
+        if _began(session) or session.identity_map:
+            await session.close()
+
+
+def _began(session: AsyncSession) -> bool:
+    """Whether the session holds a transaction or objects waiting for one. A session that
+    never did (a request that only read from a cache or on the lean path) is dropped as it
+    is: committing and closing it would cost three greenlet switches for nothing."""
+    return session.in_transaction() or bool(session.new or session.deleted or session.dirty)
