@@ -19,6 +19,7 @@ the stale-load guard and the bus protocol; the LRU and TTL bookkeeping is cachet
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 import uuid
@@ -95,6 +96,18 @@ class CacheBounds(Protocol):
     size: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """A response body made once from a cached entry, and its strong ETag."""
+
+    body: bytes
+    etag: str
+
+    @classmethod
+    def of(cls, body: bytes) -> Rendered:
+        return cls(body, '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"')
+
+
 class _LeaderGone(Exception):
     """The caller that was loading a key was cancelled; a waiting caller loads it instead."""
 
@@ -135,6 +148,8 @@ class NamedCache(Generic[V]):
         )
         self.l2: SecondTier | None = None
         self._inflight: dict[str, _Flight] = {}
+        # key -> (the entry it was made from, its serialised form); see `rendered`.
+        self._rendered: dict[str, tuple[Any, Rendered]] = {}
         self.hits = 0
         self.misses = 0
         self.loads = 0
@@ -247,14 +262,35 @@ class NamedCache(Generic[V]):
         """Forget `key` (None: everything) here; a load in flight for it is not stored."""
         if key is None:
             self._l1.clear()
+            self._rendered.clear()
             flights = list(self._inflight.values())
             self._inflight.clear()
         else:
             self._l1.pop(key, None)
+            self._rendered.pop(key, None)
             flight = self._inflight.pop(key, None)
             flights = [flight] if flight is not None else []
         for flight in flights:
             flight.stale = True
+
+    def rendered(self, key: str, value: V, render: Callable[[V], bytes] | None = None) -> Rendered:
+        """`value`, this cache's entry for `key`, serialised once (`render`, by default the
+        entry's JSON) with a strong ETag. Kept while the entry stays the same object: an
+        invalidation, an expiry or a reload makes a new one, so the bytes can never outlive
+        the data they were made from. At most `max_size` are kept, the oldest dropped first."""
+        found = self._rendered.get(key)
+        if found is not None and found[0] is value:
+            return found[1]
+        made = Rendered.of(render(value) if render is not None else self._json(value))
+        if key not in self._rendered and len(self._rendered) >= self.spec.max_size:
+            del self._rendered[next(iter(self._rendered))]
+        self._rendered[key] = (value, made)
+        return made
+
+    def _json(self, value: V) -> bytes:
+        if self._adapter is None:
+            raise TypeError(f"the cache {self.name!r} has no value_type to render JSON with")
+        return self._adapter.dump_json(value)
 
     def stats(self) -> CacheStats:
         self._l1.expire()

@@ -2,9 +2,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request, Response
 
 from tenantry.authz.dependencies import CurrentPrincipal, TenantAdmin
+from tenantry.kit.conditional import NOT_MODIFIED, cached_json
 from tenantry.kit.deps import SessionDep
 from tenantry.kit.errors import problems
 from tenantry.tenants.schemas import TenantOut, TenantSettingsOut, TenantSettingsPatch
@@ -15,19 +16,28 @@ router = APIRouter(prefix="/tenant", tags=["tenant"])
 Tenants = Annotated[TenantsService, Depends(TenantsService.dep)]
 
 
-@router.get("", summary="Your company", response_model=TenantOut, responses=problems(401, 404))
-async def get_tenant(tenants: Tenants, principal: CurrentPrincipal) -> TenantOut:
-    return await tenants.view(principal.scope)
+@router.get(
+    "",
+    summary="Your company",
+    response_model=TenantOut,
+    responses={**NOT_MODIFIED, **problems(401, 404)},
+)
+async def get_tenant(request: Request, tenants: Tenants, principal: CurrentPrincipal) -> Response:
+    """Served from the cache as bytes, with an `ETag`; `If-None-Match` gets a 304."""
+    return cached_json(request, await tenants.view_json(principal.scope))
 
 
 @router.get(
     "/settings",
     summary="Your company's settings",
     response_model=TenantSettingsOut,
-    responses=problems(401, 404),
+    responses={**NOT_MODIFIED, **problems(401, 404)},
 )
-async def get_tenant_settings(tenants: Tenants, principal: CurrentPrincipal) -> TenantSettingsOut:
-    return await tenants.settings_view(principal.scope)
+async def get_tenant_settings(
+    request: Request, tenants: Tenants, principal: CurrentPrincipal
+) -> Response:
+    """Served from the cache as bytes, with an `ETag`; `If-None-Match` gets a 304."""
+    return cached_json(request, await tenants.settings_json(principal.scope))
 
 
 @router.patch(

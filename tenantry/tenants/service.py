@@ -11,7 +11,7 @@ from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tenantry.kit.cache import CacheSpec, declare, invalidate_on_commit
+from tenantry.kit.cache import CacheSpec, Rendered, declare, invalidate_on_commit
 from tenantry.kit.errors import Conflict, NotFound
 from tenantry.kit.platform import Service
 from tenantry.kit.repository import TenantScope
@@ -42,6 +42,11 @@ class TenantsService(Service):
 
         return await self._cached(TENANT_CACHE, scope, load, "Your company no longer exists.")
 
+    async def view_json(self, scope: TenantScope) -> Rendered:
+        """`view`, serialised once per cache entry (with its ETag)."""
+        tenant = await self.view(scope)
+        return self.platform.caches.cache(TENANT_CACHE).rendered(str(scope.tenant_id), tenant)
+
     async def summary(self, scope: TenantScope) -> TenantSummary:
         """The caller's company in brief (from the cached view)."""
         tenant = await self.view(scope)
@@ -55,6 +60,12 @@ class TenantsService(Service):
             return TenantSettingsOut.model_validate(row) if row is not None else None
 
         return await self._cached(SETTINGS_CACHE, scope, load, "Your company has no settings yet.")
+
+    async def settings_json(self, scope: TenantScope) -> Rendered:
+        """`settings_view`, serialised once per cache entry (with its ETag)."""
+        settings = await self.settings_view(scope)
+        cache = self.platform.caches.cache(SETTINGS_CACHE)
+        return cache.rendered(str(scope.tenant_id), settings)
 
     async def _cached(
         self,

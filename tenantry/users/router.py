@@ -3,9 +3,10 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Request, Response, status
 
 from tenantry.authz.dependencies import CurrentPrincipal, PlatformAdmin, TenantAdmin
+from tenantry.kit.conditional import NOT_MODIFIED, cached_json
 from tenantry.kit.deps import SessionDep
 from tenantry.kit.errors import problems
 from tenantry.kit.pagination import PageNumber, PerPage
@@ -30,10 +31,11 @@ Users = Annotated[UsersService, Depends(UsersService.dep)]
     "/users/me",
     summary="Your profile and company",
     response_model=MeOut,
-    responses=problems(401),
+    responses={**NOT_MODIFIED, **problems(401)},
 )
-async def get_me(principal: CurrentPrincipal) -> MeOut:
-    return UsersService.me(principal)
+async def get_me(request: Request, users: Users, principal: CurrentPrincipal) -> Response:
+    """Served from the cached principal as bytes, with an `ETag`; `If-None-Match` gets a 304."""
+    return cached_json(request, users.me_json(principal))
 
 
 @router.get(

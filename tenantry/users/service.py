@@ -6,10 +6,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from pydantic import TypeAdapter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.authz import service as principals
 from tenantry.authz.principal import Principal, rank
+from tenantry.kit.cache import Rendered
 from tenantry.kit.errors import Conflict, Forbidden, NotFound
 from tenantry.kit.pagination import offset_of
 from tenantry.kit.platform import Service
@@ -31,6 +33,13 @@ from tenantry.users.schemas import (
 )
 
 
+def _me_json(principal: Principal) -> bytes:
+    return _ME.dump_json(UsersService.me(principal))
+
+
+_ME = TypeAdapter(MeOut)
+
+
 class UsersService(Service):
     @staticmethod
     def me(principal: Principal) -> MeOut:
@@ -48,6 +57,15 @@ class UsersService(Service):
                 status=principal.tenant_status,
             ),
         )
+
+    def me_json(self, principal: Principal) -> Rendered:
+        """`me`, serialised once per cached principal (with its ETag). A key's caller acts with
+        a role of its own, so its profile is made for each request."""
+        if principal.via_api_key:
+            return Rendered.of(_me_json(principal))
+        cache = self.platform.caches.cache(principals.PRINCIPAL_CACHE)
+        key = principals.principal_key(principal.tenant_id, principal.id)
+        return cache.rendered(key, principal, _me_json)
 
     async def page(
         self, session: AsyncSession, scope: TenantScope, *, page: int, per_page: int

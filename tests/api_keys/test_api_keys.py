@@ -206,3 +206,12 @@ async def test_usage_is_flushed_when_the_app_stops(
     async with committed_db.sessionmaker() as s:
         used = await s.scalar(select(ApiKey.last_used_at).where(ApiKey.id == made["id"]))
     assert used is not None
+
+
+async def test_a_keys_profile_shows_the_keys_role_not_the_cached_one(world: World) -> None:
+    owner = await world.user(await world.tenant(), "owner")
+    as_owner = await world.client.get(ME, headers=owner.headers)  # caches the owner's bytes
+    made = await _make(world, owner.headers, role="member")
+    as_key = await world.client.get(ME, headers=bearer(made["key"]))
+    assert as_owner.json()["role"] == "owner" and as_key.json()["role"] == "member"
+    assert as_key.headers["etag"] != as_owner.headers["etag"]

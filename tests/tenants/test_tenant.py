@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from tests.support.asserts import assert_problem
+from unittest.mock import ANY
+
+from tests.support.asserts import assert_problem, queries
 from tests.support.world import World
 
 
@@ -59,3 +61,47 @@ async def test_bad_settings_are_422_and_change_nothing(world: World) -> None:
     r = await world.client.get("/api/v1/tenant/settings", headers=admin.headers)
     assert r.json()["timezone"] == "UTC"
     assert r.json()["currency"] == "USD"
+
+
+async def test_settings_are_served_with_an_etag_and_a_304(world: World) -> None:
+    tenant = await world.tenant()
+    admin = await world.user(tenant, "admin")
+    member = await world.user(tenant)
+    first = await world.client.get("/api/v1/tenant/settings", headers=member.headers)
+    etag = first.headers["etag"]
+    assert etag.startswith('"') and first.headers["cache-control"] == "private, no-cache"
+    again = await world.client.get(
+        "/api/v1/tenant/settings", headers={**member.headers, "If-None-Match": etag}
+    )
+    assert again.status_code == 304 and again.content == b""
+    assert again.headers["etag"] == etag and queries(again) == 0
+    weak = await world.client.get(
+        "/api/v1/tenant/settings", headers={**member.headers, "If-None-Match": f'"x", W/{etag}'}
+    )
+    assert weak.status_code == 304
+    # A write makes new bytes and a new ETag: the old one gets the new body.
+    r = await world.client.patch(
+        "/api/v1/tenant/settings", json={"currency": "EUR"}, headers=admin.headers
+    )
+    assert r.status_code == 200
+    changed = await world.client.get(
+        "/api/v1/tenant/settings", headers={**member.headers, "If-None-Match": etag}
+    )
+    assert changed.status_code == 200 and changed.json()["currency"] == "EUR"
+    assert changed.headers["etag"] != etag
+    assert changed.json() == {**first.json(), "currency": "EUR", "updated_at": ANY}
+
+
+async def test_the_tenant_is_served_with_an_etag(world: World) -> None:
+    member = await world.user(await world.tenant("etag-co"))
+    r = await world.client.get("/api/v1/tenant", headers=member.headers)
+    assert r.json()["slug"] == "etag-co"
+    r2 = await world.client.get(
+        "/api/v1/tenant", headers={**member.headers, "If-None-Match": r.headers["etag"]}
+    )
+    assert r2.status_code == 304
+    other = await world.user(await world.tenant(), "owner")  # another tenant: another body
+    r3 = await world.client.get(
+        "/api/v1/tenant", headers={**other.headers, "If-None-Match": r.headers["etag"]}
+    )
+    assert r3.status_code == 200 and r3.json()["slug"] != "etag-co"

@@ -203,3 +203,24 @@ async def test_tenant_owners_are_not_platform_staff(world: World) -> None:
     owner = await world.user(await world.tenant(), "owner")
     r = await world.client.get("/api/v1/admin/users/internal", headers=owner.headers)
     assert_problem(r, 403)
+
+
+async def test_me_is_served_with_an_etag_that_follows_the_profile(world: World) -> None:
+    tenant = await world.tenant()
+    owner = await world.user(tenant, "owner")
+    member = await world.user(tenant)
+    r = await world.client.get(f"{USERS}/me", headers=member.headers)
+    etag = r.headers["etag"]
+    cached = await world.client.get(
+        f"{USERS}/me", headers={**member.headers, "If-None-Match": etag}
+    )
+    assert cached.status_code == 304 and queries(cached) == 0
+    mine = await world.client.get(f"{USERS}/me", headers={**owner.headers, "If-None-Match": etag})
+    assert mine.status_code == 200 and mine.json()["email"] == owner.email
+    renamed = await world.client.patch(
+        f"{USERS}/{member.id}", json={"full_name": "Renamed"}, headers=owner.headers
+    )
+    assert renamed.status_code == 200
+    after = await world.client.get(f"{USERS}/me", headers={**member.headers, "If-None-Match": etag})
+    assert after.status_code == 200 and after.json()["full_name"] == "Renamed"
+    assert after.headers["etag"] != etag
