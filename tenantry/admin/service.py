@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.admin.schemas import CacheStatOut, CacheStatsOut, InvalidatedOut, RedisStatusOut
 from tenantry.authz.service import PRINCIPAL_CACHE
-from tenantry.kit.cache import invalidate_on_commit
+from tenantry.kit.caches import invalidate_on_commit
 from tenantry.kit.errors import NotFound
 from tenantry.kit.platform import Service
 from tenantry.users.service import UsersService

@@ -32,7 +32,8 @@ from tenantry.api_keys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut, Ap
 from tenantry.authz import service as principals
 from tenantry.authz.principal import ROLE_RANK, Principal
 from tenantry.authz.service import PrincipalService
-from tenantry.kit.cache import declare, invalidate_on_commit
+from tenantry.kit.cache import declare
+from tenantry.kit.caches import invalidate_on_commit
 from tenantry.kit.db import session_scope
 from tenantry.kit.errors import Forbidden, NotFound, Unauthorized
 from tenantry.kit.pagination import offset_of

@@ -21,7 +21,8 @@ from joserfc.errors import InvalidKeyIdError, JoseError
 from joserfc.jwk import KeySet
 
 from tenantry.config import OidcProvider
-from tenantry.kit.cache import Caches, CacheSpec, declare
+from tenantry.kit.cache import CacheSpec, declare
+from tenantry.kit.caches import Caches
 from tenantry.kit.errors import AppError, NotFound, Unauthorized
 
 ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"]

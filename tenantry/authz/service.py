@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.authz.principal import Principal
 from tenantry.authz.repository import PrincipalRepository
-from tenantry.kit.cache import declare, invalidate_on_commit
+from tenantry.kit.cache import declare
+from tenantry.kit.caches import invalidate_on_commit
 from tenantry.kit.errors import Unauthorized
 from tenantry.kit.platform import Service
 from tenantry.kit.repository import TenantScope

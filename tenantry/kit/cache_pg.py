@@ -18,7 +18,7 @@ import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tenantry.kit.cache import Event
+from tenantry.kit.caches import Event
 from tenantry.kit.db import plain_url
 
 log = logging.getLogger("tenantry.cache")

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 
 from redis.asyncio import Redis
 
-from tenantry.kit.cache import Event
+from tenantry.kit.caches import Event
 from tenantry.kit.redis import REDIS_FAILURES, RedisHealth
 
 # Long enough to outlive any load in flight; short enough not to pile up.

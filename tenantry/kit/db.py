@@ -27,7 +27,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
 from tenantry.config import Settings
-from tenantry.kit.cache import Caches, take_invalidations
+from tenantry.kit.caches import Caches, take_invalidations
 from tenantry.kit.context import record_statement
 
 ASYNC_DRIVER = "postgresql+asyncpg"
@@ -241,7 +241,7 @@ async def session_scope(
     """One unit of work: committed when the block succeeds, rolled back when it raises.
 
     The request dependency and job runners use this; services only flush. What the services
-    marked stale (`kit.cache.invalidate_on_commit`) is staged on the bus inside the
+    marked stale (`kit.caches.invalidate_on_commit`) is staged on the bus inside the
     transaction and published once it has committed; a rollback forgets it.
     """
     session = factory()

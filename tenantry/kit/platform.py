@@ -21,7 +21,7 @@ import httpx
 from starlette.requests import Request
 
 from tenantry.config import Settings
-from tenantry.kit.cache import Caches
+from tenantry.kit.caches import Caches
 from tenantry.kit.db import Database
 from tenantry.kit.redis import RedisHealth
 from tenantry.kit.security import TOKEN_CLAIMS_CACHE, TokenCodec

@@ -11,7 +11,8 @@ from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tenantry.kit.cache import CacheSpec, Rendered, declare, invalidate_on_commit
+from tenantry.kit.cache import CacheSpec, Rendered, declare
+from tenantry.kit.caches import invalidate_on_commit
 from tenantry.kit.errors import Conflict, NotFound
 from tenantry.kit.platform import Service
 from tenantry.kit.repository import TenantScope

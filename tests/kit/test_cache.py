@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from tenantry.kit.cache import Caches, CacheSpec, NamedCache
+from tenantry.kit.cache import CacheSpec, NamedCache
+from tenantry.kit.caches import Caches
 
 
 class Clock:

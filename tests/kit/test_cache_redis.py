@@ -10,8 +10,9 @@ import pytest
 from redis.asyncio import Redis
 
 from tenantry.config import Settings
-from tenantry.kit.cache import Caches, CacheSpec
+from tenantry.kit.cache import CacheSpec
 from tenantry.kit.cache_redis import RedisTier
+from tenantry.kit.caches import Caches
 from tenantry.kit.redis import RedisHealth
 
 SPEC = CacheSpec("things", ttl_s=60, max_size=10, value_type=dict)

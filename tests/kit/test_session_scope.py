@@ -11,7 +11,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.config import Settings
-from tenantry.kit.cache import Caches, invalidate_on_commit
+from tenantry.kit.caches import Caches, invalidate_on_commit
 from tenantry.kit.db import Database, session_scope
 from tenantry.tenants.models import Tenant
 
