@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
@@ -24,6 +25,7 @@ from tenantry.config import Settings, get_settings
 from tenantry.kit import docs, errors, metrics, openapi
 from tenantry.kit.cache_pg import PostgresBus
 from tenantry.kit.cache_redis import RedisTier
+from tenantry.kit.caches import unknown_overrides
 from tenantry.kit.db import Database
 from tenantry.kit.logging import configure_logging
 from tenantry.kit.middleware import EdgeMiddleware
@@ -149,6 +151,13 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     configure_password_hashing(settings)
     # Every cache the imported modules declared (`kit.cache.declare`), sized by the settings.
     platform = Platform.build(settings)
+    unknown = unknown_overrides(settings.cache_overrides)
+    if unknown:  # a warning, not a refusal: the variables may belong to something else
+        logging.getLogger("tenantry.cache").warning(
+            "CACHE_<NAME>_TTL_S / CACHE_<NAME>_SIZE name no cache: %s (the caches are: %s)",
+            ", ".join(unknown),
+            ", ".join(sorted(c.name for c in platform.caches)),
+        )
     # The platform is the services' way in; kit-level code (middleware, the session
     # dependency, probes) reads these few attributes directly.
     app.state.platform = platform

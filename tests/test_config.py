@@ -5,8 +5,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-import tenantry.app  # noqa: F401 - imports every module that declares a cache
+from tenantry.app import create_app
 from tenantry.config import DEV_JWT_SECRET, InsecureSettingsError, Settings
+from tenantry.kit.caches import unknown_overrides
 from tenantry.kit.platform import Platform
 
 
@@ -103,10 +104,18 @@ def test_caches_are_sized_by_name_from_the_environment(
     assert "tenant_settings" not in Settings(_env_file=None).cache_overrides  # no .env read
 
 
-def test_a_cache_override_naming_no_cache_stops_the_start(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CACHE_PRINCIPL_TTL_S", "5")
-    with pytest.raises(ValueError, match=r"name no cache: principl \(the caches are: .*principal"):
-        Platform.build(Settings(_env_file=None))
+def test_a_cache_override_naming_no_cache_is_reported_not_fatal(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CACHE_PRINCIPL_TTL_S", "5")  # a typo
+    monkeypatch.setenv("CACHE_SETTINGS_TTL_S", "7")  # the name an earlier release used
+    settings = Settings(_env_file=None, database_url="postgresql://unused/db")
+    assert unknown_overrides(settings.cache_overrides) == ["principl"]
+    create_app(settings)  # starts, and says which name matched nothing
+    out = capsys.readouterr().out
+    assert "name no cache: principl (the caches are:" in out and "principal" in out
+    caches = Platform.build(settings).caches
+    assert {c.name: c.spec for c in caches}["tenant_settings"].ttl_s == 7
 
 
 def test_a_cache_override_is_validated() -> None:

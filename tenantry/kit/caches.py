@@ -53,6 +53,17 @@ def take_invalidations(session: AsyncSession) -> list[Event]:
     return _dedupe(cast(list[Event], session.info.pop(_PENDING, [])))
 
 
+# Names caches had in earlier releases' settings (CACHE_SETTINGS_TTL_S, CACHE_TOKEN_SIZE).
+FORMER_NAMES = {"settings": "tenant_settings", "token": "token_claims"}
+
+
+def unknown_overrides(overrides: Mapping[str, Any]) -> list[str]:
+    """Names in `overrides` that match no declared cache: a typo, or a variable of something
+    else that happens to look like ours. Call it once every module is imported."""
+    known = {spec.name for spec in declared()}
+    return sorted(n for n in overrides if FORMER_NAMES.get(n, n) not in known)
+
+
 class Bus(Protocol):
     """Carries invalidations between instances: kit/cache_pg.py or kit/cache_redis.py."""
 
@@ -89,16 +100,10 @@ class Caches:
 
     @classmethod
     def build(cls, overrides: Mapping[str, CacheBounds], **kwargs: Any) -> Caches:
-        """Every declared cache, with the bounds `overrides` gives by name; an override naming
-        no declared cache is an error (a typo would otherwise pass silently)."""
+        """Every declared cache, with the bounds `overrides` gives by name (or by a name it had
+        before, `FORMER_NAMES`); see `unknown_overrides` for the names that match none."""
+        overrides = {FORMER_NAMES.get(name, name): bounds for name, bounds in overrides.items()}
         specs = declared()
-        unknown = sorted(set(overrides) - {spec.name for spec in specs})
-        if unknown:
-            names = ", ".join(sorted(spec.name for spec in specs))
-            raise ValueError(
-                f"CACHE_<NAME>_TTL_S / CACHE_<NAME>_SIZE name no cache: {', '.join(unknown)}"
-                f" (the caches are: {names})"
-            )
         caches = cls(**kwargs)
         for spec in specs:
             bounds = overrides.get(spec.name)

@@ -186,7 +186,9 @@ class RouteIndex:
         routes = self.router.routes
         if (id(routes), len(routes)) != self._built_for:
             self._build()
-        if not self._indexable:
+        if not self._indexable or path.endswith("\n"):
+            # Starlette's patterns end in `$`, which also matches before a final newline: such
+            # a path could reach a static route the dictionary would not find.
             return None
         found = self._static.get(path)
         if found is not None or path in self._static:

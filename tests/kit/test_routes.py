@@ -85,6 +85,7 @@ REQUESTS = [
     ("PATCH", "/api/v1/users/me"),  # /users/{user_id} matches the path: its 401
     ("DELETE", "/api/v1/users/me"),
     ("GET", "/api/v1/nothing"),
+    ("GET", "/api/v1/users/me\n"),  # `$` matches before a final newline: FastAPI's choice
 ]
 
 
@@ -94,7 +95,7 @@ async def test_the_index_answers_as_the_whole_table_does(settings: Settings) -> 
         app = _with_many_routes(settings, indexed=indexed)
         async with client_for(app) as c:
             for method, path in REQUESTS:
-                r = await c.request(method, path, follow_redirects=False)
+                r = await c.request(method, path.replace("\n", "%0A"), follow_redirects=False)
                 body = r.json() if r.content else None
                 if isinstance(body, dict):
                     body.pop("request_id", None)
