@@ -33,9 +33,10 @@ class PostgresBus:
         self.keepalive_s = keepalive_s
         self.retry_max_s = retry_max_s
         self.ready = asyncio.Event()
-        self.in_transaction = True  # NOTIFY inside the transaction, delivered by its commit
 
     async def stage(self, session: AsyncSession, messages: list[bytes]) -> None:
+        """NOTIFY inside the transaction: PostgreSQL delivers it with the commit, never before
+        the data and never lost between commit and publish."""
         for message in messages:
             await session.execute(_NOTIFY, {"channel": CHANNEL, "payload": message.decode()})
 

@@ -80,10 +80,8 @@ class RedisTier:
 
     # --- bus ----------------------------------------------------------------------------------
 
-    in_transaction = False  # Redis cannot join the transaction: `send` runs after the commit
-
-    async def stage(self, session: object, messages: list[bytes]) -> None:
-        raise NotImplementedError("Redis publishes after the commit, in `send`")
+    # Redis cannot join the transaction, so this bus has no `stage`: `send` runs after the
+    # commit.
 
     async def send(self, events: list[Event], messages: list[bytes]) -> bool:
         async def invalidate() -> bool:

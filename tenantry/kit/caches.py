@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import replace
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast, runtime_checkable
 
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -68,16 +68,10 @@ class Bus(Protocol):
     """Carries invalidations between instances: kit/cache_pg.py or kit/cache_redis.py."""
 
     ready: asyncio.Event
-    # True: the messages go out inside the transaction (`stage`: PostgreSQL NOTIFY, delivered
-    # by the commit); False: after it (`send`: Redis). Messages are encoded for that one only.
-    in_transaction: bool
-
-    async def stage(self, session: AsyncSession, messages: list[bytes]) -> None:
-        """Inside the transaction, before it commits; only called when `in_transaction`."""
 
     async def send(self, events: list[Event], messages: list[bytes]) -> bool:
-        """After the commit (Redis: delete from L2 and publish, `messages` empty when
-        `in_transaction`); False when it failed."""
+        """After the commit (Redis: delete from L2 and publish; `messages` is empty for a bus
+        that staged them in the transaction); False when it failed."""
 
     async def listen(
         self,
@@ -85,6 +79,16 @@ class Bus(Protocol):
         on_reconnect: Callable[[], Awaitable[None]],
     ) -> None:
         """Deliver every message until cancelled; reconnect by itself."""
+
+
+@runtime_checkable
+class StagingBus(Bus, Protocol):
+    """A bus whose messages go out inside the transaction (PostgreSQL NOTIFY, delivered by the
+    commit itself); a bus without `stage` (Redis) sends them after it, in `send`. Messages are
+    encoded for the one way the bus takes only."""
+
+    async def stage(self, session: AsyncSession, messages: list[bytes]) -> None:
+        """Inside the transaction, before it commits."""
 
 
 class Caches:
@@ -96,6 +100,7 @@ class Caches:
         self._caches: dict[str, NamedCache[Any]] = {}
         self.l2: SecondTier | None = None
         self.bus: Bus | None = None
+        self._staging: StagingBus | None = None
         self._failed: list[Event] = []
 
     @classmethod
@@ -138,6 +143,7 @@ class Caches:
 
     def attach(self, bus: Bus, l2: SecondTier | None = None) -> None:
         self.bus = bus
+        self._staging = bus if isinstance(bus, StagingBus) else None
         self.l2 = l2
         for cache in self._caches.values():
             cache.l2 = l2 if cache.shareable else None
@@ -164,12 +170,11 @@ class Caches:
 
     def _after_commit(self, events: list[Event]) -> list[bytes]:
         """The messages `send` carries: none when the bus sent them inside the transaction."""
-        assert self.bus is not None
-        return [] if self.bus.in_transaction else self._messages(events)
+        return [] if self._staging is not None else self._messages(events)
 
     async def stage(self, session: AsyncSession, events: list[Event]) -> None:
-        if self.bus is not None and self.bus.in_transaction and events:
-            await self.bus.stage(session, self._messages(events))
+        if self._staging is not None and events:
+            await self._staging.stage(session, self._messages(events))
 
     async def publish(self, events: list[Event]) -> None:
         """After the commit: drop here, then tell the L2 and the other instances. `events` come

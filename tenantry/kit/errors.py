@@ -21,7 +21,8 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from tenantry.kit.logging import describe_exception, get_logger
+from tenantry.kit.logging import get_logger
+from tenantry.kit.tracebacks import describe_exception
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_BASE = "https://tenantry.dev/problems/"

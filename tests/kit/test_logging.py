@@ -18,16 +18,12 @@ from fastapi import FastAPI, Request
 from sqlalchemy import text
 
 from tenantry.config import Settings
-from tenantry.kit import logging as kit_logging
+from tenantry.kit import tracebacks
 from tenantry.kit.db import Database
 from tenantry.kit.deps import SessionDep
-from tenantry.kit.logging import (
-    configure_logging,
-    describe_exception,
-    format_exception,
-    get_logger,
-)
+from tenantry.kit.logging import configure_logging, get_logger
 from tenantry.kit.security import API_KEY_PREFIX
+from tenantry.kit.tracebacks import describe_exception, format_exception
 from tenantry.tenants.models import Tenant
 from tests.support.platform import client_for, make_app
 from tests.support.world import PASSWORD, World
@@ -296,7 +292,7 @@ async def test_a_deep_recursion_is_logged_bounded_in_size_and_time(
     assert BODY_PASSWORD not in out
     assert "RecursionError: maximum recursion depth exceeded" in out
     assert "outer frames left out]" in out
-    assert out.count("in pong") <= kit_logging.TRACEBACK_FRAMES
+    assert out.count("in pong") <= tracebacks.TRACEBACK_FRAMES
     assert len(out) < 8_000  # about 900 frames deep; unbounded, it is 150 KB
     assert elapsed < 2  # with every frame's locals rendered by rich: 15 s and more
     assert len(_unhandled_lines(out, log_format)) == 1
@@ -416,8 +412,8 @@ def test_messages_chains_and_the_whole_are_capped() -> None:
     except ValueError as exc:
         huge = exc
     text_ = format_exception(_exc_info(huge))
-    assert len(text_) < kit_logging.MESSAGE_CHARS + 500
-    assert f"[{50_000 - kit_logging.MESSAGE_CHARS} more characters]" in text_
+    assert len(text_) < tracebacks.MESSAGE_CHARS + 500
+    assert f"[{50_000 - tracebacks.MESSAGE_CHARS} more characters]" in text_
 
     def chain(n: int) -> BaseException:
         try:
@@ -433,14 +429,14 @@ def test_messages_chains_and_the_whole_are_capped() -> None:
     long_chain = chain(20)
     text_ = format_exception(_exc_info(long_chain))
     assert text_.startswith("[earlier exceptions of the chain left out]")
-    assert text_.count("Traceback (most recent call last):") == kit_logging.TRACEBACK_EXCEPTIONS
+    assert text_.count("Traceback (most recent call last):") == tracebacks.TRACEBACK_EXCEPTIONS
     assert text_.endswith("RuntimeError: level 20")
 
     group = ExceptionGroup("several", [ValueError(f"member {i}") for i in range(20)])
     text_ = format_exception(_exc_info(group))
     assert "ExceptionGroup: several (20 sub-exceptions)" in text_
     assert "member 1 of 20" in text_ and "more member(s) left out]" in text_
-    assert len(text_) <= kit_logging.TRACEBACK_CHARS + 100
+    assert len(text_) <= tracebacks.TRACEBACK_CHARS + 100
 
 
 def test_the_rendering_never_captures_locals() -> None:
