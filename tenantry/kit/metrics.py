@@ -295,9 +295,8 @@ class RequestMetrics:
     the edge cut short (429, 413, 504) included.
 
     A request finds its series by (route object, method, status) in one dict lookup; the
-    template is worked out only the first time. Short-cut responses have no route object, and
-    a route object included under two prefixes has no one template: those are matched by path
-    each time."""
+    template is worked out only the first time. Short-cut responses have no route object:
+    those are matched by path each time."""
 
     def __init__(self, routes: RouteTemplates) -> None:
         self.routes = routes
