@@ -27,6 +27,7 @@ from tenantry.kit.cache_pg import PostgresBus
 from tenantry.kit.cache_redis import RedisTier
 from tenantry.kit.caches import unknown_overrides
 from tenantry.kit.db import Database
+from tenantry.kit.lane import Lane
 from tenantry.kit.logging import configure_logging
 from tenantry.kit.middleware import EdgeMiddleware
 from tenantry.kit.migrations import resolve_database_url
@@ -184,12 +185,14 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     errors.install(app)
     openapi.install(app, unlimited_paths=UNLIMITED_PATHS)
     docs.install(app)
-    install_middleware(app, settings, limiter)
+    # The hot routes, once every route is in the table (`kit.lane`).
+    app.state.lane = lane = Lane(app, active=settings.fast_lane)
+    install_middleware(app, settings, limiter, lane)
     RouteIndex(app.router).install()
     return app
 
 
-def install_middleware(app: FastAPI, settings: Settings, limiter: RateLimiter) -> None:
+def install_middleware(app: FastAPI, settings: Settings, limiter: RateLimiter, lane: Lane) -> None:
     """The HTTP platform stack: one pure ASGI layer, `kit.middleware.EdgeMiddleware`, whose
     docstring holds the order of its parts (request context, metrics, CORS, gzip, timeout,
     body limit, rate limit) and why it is one layer."""
@@ -212,6 +215,7 @@ def install_middleware(app: FastAPI, settings: Settings, limiter: RateLimiter) -
         EdgeMiddleware,
         routes=RouteTemplates(app),
         limiter=limiter,
+        lane=lane,
         timeout_s=settings.request_timeout_s,
         max_body_bytes=settings.max_body_bytes,
         gzip_min_bytes=settings.gzip_min_bytes,

@@ -161,6 +161,9 @@ class Settings(BaseSettings):
     rate_limit_key_prefix: str = "tenantry:ratelimit"
     # Origins allowed to call the API from a browser ("*" for any); empty: no CORS headers.
     cors_origins: Annotated[list[str], NoDecode] = []
+    # The hottest GET routes (`kit.lane.hot`) served from the edge, past FastAPI's per-route
+    # machinery; off, FastAPI serves them too (same answers, slower).
+    fast_lane: bool = True
     # FastAPI's native OpenTelemetry (spans, metrics, logs) for an installed OpenTelemetry SDK.
     otel_enabled: bool = False
     # Strict-Transport-Security max-age on responses served over HTTPS; 0 turns it off.

@@ -101,6 +101,18 @@ async def app(settings: Settings, database: Database) -> AsyncIterator[Any]:
         yield application
 
 
+@pytest.fixture(params=["fast lane", "FastAPI"])
+def both_lanes(request: pytest.FixtureRequest, app: Any) -> Iterator[str]:
+    """Each test that uses this runs twice: hot routes served by the fast lane (`kit.lane`),
+    then by FastAPI, to show both answer alike."""
+    lane = app.state.lane
+    lane.active = request.param == "fast lane"
+    try:
+        yield request.param
+    finally:
+        lane.active = True
+
+
 @pytest.fixture
 async def client(app: Any, session_factory: Any) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)

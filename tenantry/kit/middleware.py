@@ -21,6 +21,7 @@ What it does, from the outside in (the order is written here and only here):
 7. rate limit (`kit.ratelimit`): verifies the bearer token once and stashes the claims (the
    decode-once contract, `kit.security`), counts the request against its route class's policy,
    429 past it; the RateLimit-Policy and RateLimit headers on every limited response.
+8. the fast lane (`kit.lane`): a hot route is served here; every other goes on to FastAPI.
 
 An error no handler answered ends here (inside 4 to 7, so the 500 has the request id, CORS,
 gzip, and is counted as a 500): logged once with the request's context and answered with the
@@ -51,6 +52,7 @@ from tenantry.kit.asgi import valid_request_id as _valid_request_id
 from tenantry.kit.context import RequestContext, inflight
 from tenantry.kit.errors import INTERNAL_ERROR, PayloadTooLarge, log_unhandled
 from tenantry.kit.gzip import GzipSend, accepts_gzip
+from tenantry.kit.lane import Lane
 from tenantry.kit.logging import access_line, get_logger
 from tenantry.kit.metrics import RequestMetrics
 from tenantry.kit.ratelimit import RateLimiter, refuse
@@ -122,6 +124,7 @@ class EdgeMiddleware:
         *,
         routes: RouteTemplates,
         limiter: RateLimiter,
+        lane: Lane | None = None,
         timeout_s: float = 30,
         max_body_bytes: int = 1_048_576,
         gzip_min_bytes: int = 1024,
@@ -136,6 +139,7 @@ class EdgeMiddleware:
         self.routes = routes
         self.metrics = RequestMetrics(routes)
         self.limiter = limiter
+        self.lane = lane
         self.watchdog = Watchdog(timeout_s)
         self.timeout_s = timeout_s
         self.max_body_bytes = max_body_bytes
@@ -285,7 +289,12 @@ class EdgeMiddleware:
                     if remaining < 0:
                         await refuse(scope, send, policy, reset)
                         return
-            await self.app(scope, receive, send)
+            lane = self.lane
+            hot_route = None if lane is None else lane.match(scope)
+            if hot_route is None:
+                await self.app(scope, receive, send)
+            else:  # served here, past FastAPI's per-route machinery (`kit.lane`)
+                await lane.serve(hot_route, scope, receive, send)  # type: ignore[union-attr]
         except asyncio.CancelledError:
             if task is None or not self.watchdog.claim(exchange, task):
                 raise  # not ours: shutdown, the server

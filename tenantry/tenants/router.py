@@ -8,6 +8,7 @@ from tenantry.authz.dependencies import CurrentPrincipal, TenantAdmin
 from tenantry.kit.conditional import NOT_MODIFIED, cached_json
 from tenantry.kit.deps import SessionDep
 from tenantry.kit.errors import problems
+from tenantry.kit.lane import hot
 from tenantry.tenants.schemas import TenantOut, TenantSettingsOut, TenantSettingsPatch
 from tenantry.tenants.service import TenantsService
 
@@ -22,6 +23,7 @@ Tenants = Annotated[TenantsService, Depends(TenantsService.dep)]
     response_model=TenantOut,
     responses={**NOT_MODIFIED, **problems(401, 404)},
 )
+@hot
 async def get_tenant(request: Request, tenants: Tenants, principal: CurrentPrincipal) -> Response:
     """Served from the cache as bytes, with an `ETag`; `If-None-Match` gets a 304."""
     return cached_json(request, await tenants.view_json(principal.scope))
@@ -33,6 +35,7 @@ async def get_tenant(request: Request, tenants: Tenants, principal: CurrentPrinc
     response_model=TenantSettingsOut,
     responses={**NOT_MODIFIED, **problems(401, 404)},
 )
+@hot
 async def get_tenant_settings(
     request: Request, tenants: Tenants, principal: CurrentPrincipal
 ) -> Response:

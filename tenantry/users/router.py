@@ -6,9 +6,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response, status
 
 from tenantry.authz.dependencies import CurrentPrincipal, PlatformAdmin, TenantAdmin
-from tenantry.kit.conditional import NOT_MODIFIED, cached_json
+from tenantry.kit.conditional import NOT_MODIFIED, cached_json, model_json
 from tenantry.kit.deps import SessionDep
 from tenantry.kit.errors import problems
+from tenantry.kit.lane import hot
 from tenantry.kit.pagination import PageNumber, PerPage
 from tenantry.users.schemas import (
     InternalUserCreate,
@@ -33,6 +34,7 @@ Users = Annotated[UsersService, Depends(UsersService.dep)]
     response_model=MeOut,
     responses={**NOT_MODIFIED, **problems(401)},
 )
+@hot
 async def get_me(request: Request, users: Users, principal: CurrentPrincipal) -> Response:
     """Served from the cached principal as bytes, with an `ETag`; `If-None-Match` gets a 304."""
     return cached_json(request, users.me_json(principal))
@@ -44,14 +46,15 @@ async def get_me(request: Request, users: Users, principal: CurrentPrincipal) ->
     response_model=UserPage,
     responses=problems(401, 403, 422),
 )
+@hot
 async def list_users(
     users: Users,
     session: SessionDep,
     admin: TenantAdmin,
     page: PageNumber = 1,
     per_page: PerPage = 20,
-) -> UserPage:
-    return await users.page(session, admin.scope, page=page, per_page=per_page)
+) -> Response:
+    return model_json(await users.page(session, admin.scope, page=page, per_page=per_page))
 
 
 @router.post(

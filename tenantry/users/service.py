@@ -38,6 +38,8 @@ def _me_json(principal: Principal) -> bytes:
 
 
 _ME = TypeAdapter(MeOut)
+# A page's rows, validated in one call rather than one model at a time.
+_USER_ROWS = TypeAdapter(list[UserOut])
 
 
 class UsersService(Service):
@@ -73,7 +75,7 @@ class UsersService(Service):
         users, total = await UserRepository(session, scope).page(
             offset=offset_of(page, per_page), limit=per_page
         )
-        items = [UserOut.model_validate(dict(u)) for u in users]
+        items = _USER_ROWS.validate_python([dict(u) for u in users])
         return UserPage.of(items, total=total, page=page, per_page=per_page)
 
     async def create(

@@ -8,6 +8,9 @@ from redis.asyncio import Redis
 
 from tests.support.asserts import assert_problem
 
+# The hot routes' answers, by the fast lane and by FastAPI (`kit.lane`).
+pytestmark = pytest.mark.usefixtures("both_lanes")
+
 
 async def test_healthz_is_cheap(client: httpx.AsyncClient) -> None:
     r = await client.get("/healthz")

@@ -2,8 +2,13 @@ from __future__ import annotations
 
 from unittest.mock import ANY
 
+import pytest
+
 from tests.support.asserts import assert_problem, queries
 from tests.support.world import World
+
+# The hot routes' answers, by the fast lane and by FastAPI (`kit.lane`).
+pytestmark = pytest.mark.usefixtures("both_lanes")
 
 
 async def test_tenant_and_settings(world: World) -> None:

@@ -2,8 +2,13 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+
 from tests.support.asserts import assert_max_queries, assert_problem, queries
 from tests.support.world import World
+
+# The hot routes' answers, by the fast lane and by FastAPI (`kit.lane`).
+pytestmark = pytest.mark.usefixtures("both_lanes")
 
 USERS = "/api/v1/users"
 
