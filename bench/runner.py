@@ -119,6 +119,7 @@ class Server:
             "--http",
             "httptools",
             "--no-access-log",
+            "--no-server-header",  # as `tenantry serve` runs it
             "--log-level",
             "warning",
             "--backlog",

@@ -118,7 +118,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         "healthz",
         (Request("/healthz"),),
-        Target(min_ratio=0.85, max_queries=0),
+        Target(min_ratio=0.90, max_queries=0),
         note="the full middleware stack around a trivial route",
     ),
     Scenario(
@@ -131,7 +131,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         "users-me-warm",
         (Request("/api/v1/users/me"),),
-        Target(min_ratio=0.70, max_queries=0),
+        Target(min_ratio=0.80, max_queries=0),
         auth=OWNER,
         note="warm auth: token and principal cached",
     ),
@@ -152,7 +152,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         "tenant-settings",
         (Request("/api/v1/tenant/settings"),),
-        Target(min_ratio=0.70, max_queries=0),
+        Target(min_ratio=0.75, max_queries=0),
         auth=OWNER,
         note="cached per DESIGN (10 min)",
     ),

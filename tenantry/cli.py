@@ -144,6 +144,8 @@ def serve(
             # the access log (the edge middleware, `kit.middleware`).
             log_config=None,
             access_log=False,
+            # `Server: uvicorn` names the software to an attacker and serves no client.
+            server_header=False,
             log_level=settings.log_level.lower(),
         )
     finally:

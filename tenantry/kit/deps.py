@@ -14,7 +14,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.config import Settings
-from tenantry.kit.db import session_scope
+from tenantry.kit.db import Reader, session_scope
 
 
 async def get_settings_dep(request: Request) -> Settings:
@@ -31,5 +31,12 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+async def get_reader(request: Request) -> Reader:
+    """The lean read path (`kit.db.Reader`), for a read-only endpoint that runs lean queries
+    only: no session is made, and each read takes a pooled connection for its one statement."""
+    return request.app.state.db.reader  # type: ignore[no-any-return]
+
+
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+ReaderDep = Annotated[Reader, Depends(get_reader)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]

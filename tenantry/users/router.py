@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Request, Response, status
 
 from tenantry.authz.dependencies import CurrentPrincipal, PlatformAdmin, TenantAdmin
 from tenantry.kit.conditional import NOT_MODIFIED, cached_json, model_json
-from tenantry.kit.deps import SessionDep
+from tenantry.kit.deps import ReaderDep, SessionDep
 from tenantry.kit.errors import problems
 from tenantry.kit.lane import hot
 from tenantry.kit.pagination import PageNumber, PerPage
@@ -49,12 +49,12 @@ async def get_me(request: Request, users: Users, principal: CurrentPrincipal) ->
 @hot
 async def list_users(
     users: Users,
-    session: SessionDep,
+    reader: ReaderDep,
     admin: TenantAdmin,
     page: PageNumber = 1,
     per_page: PerPage = 20,
 ) -> Response:
-    return model_json(await users.page(session, admin.scope, page=page, per_page=per_page))
+    return model_json(await users.page(reader, admin.scope, page=page, per_page=per_page))
 
 
 @router.post(

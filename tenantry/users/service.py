@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tenantry.authz import service as principals
 from tenantry.authz.principal import Principal, rank
 from tenantry.kit.cache import Rendered
+from tenantry.kit.db import Reader
 from tenantry.kit.errors import Conflict, Forbidden, NotFound
 from tenantry.kit.pagination import offset_of
 from tenantry.kit.platform import Service
@@ -70,9 +71,9 @@ class UsersService(Service):
         return cache.rendered(key, principal, _me_json)
 
     async def page(
-        self, session: AsyncSession, scope: TenantScope, *, page: int, per_page: int
+        self, source: AsyncSession | Reader, scope: TenantScope, *, page: int, per_page: int
     ) -> UserPage:
-        users, total = await UserRepository(session, scope).page(
+        users, total = await UserRepository(source, scope).page(
             offset=offset_of(page, per_page), limit=per_page
         )
         items = _USER_ROWS.validate_python([dict(u) for u in users])
