@@ -40,8 +40,19 @@ def run_migrations_offline() -> None:
         context.run_migrations()
 
 
+def _ours(name: str | None, type_: str, parent_names: object) -> bool:
+    """Autogenerate compares our models only: Procrastinate's tables (`kit/jobs.py`, created
+    by revision 0006) are its own."""
+    return not (type_ == "table" and (name or "").startswith("procrastinate_"))
+
+
 def _run(connection: Connection) -> None:
-    context.configure(connection=connection, target_metadata=target_metadata, compare_type=True)
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        compare_type=True,
+        include_name=_ours,
+    )
     with context.begin_transaction():
         context.run_migrations()
 

@@ -23,6 +23,7 @@ from tenantry.auth.service import AuthService
 from tenantry.authz.dependencies import Authenticators
 from tenantry.config import Settings, get_settings
 from tenantry.kit import docs, errors, metrics, openapi
+from tenantry.kit import jobs as jobs_kit
 from tenantry.kit.cache_pg import PostgresBus
 from tenantry.kit.cache_redis import RedisTier
 from tenantry.kit.caches import unknown_overrides
@@ -45,6 +46,8 @@ from tenantry.users.router import router as users_router
 API_PREFIX = "/api/v1"
 # Every domain's API routes, served under API_PREFIX in this order.
 API_ROUTERS = (auth_router, users_router, tenants_router, api_keys_router, admin_router)
+# Every domain's background tasks (`kit.jobs`), registered as `<namespace>:<task>`.
+JOB_BLUEPRINTS = {"kit": jobs_kit.maintenance}
 # Probes and the scraper are never rate limited.
 UNLIMITED_PATHS = ("/healthz", "/readyz", "/metrics")
 
@@ -100,6 +103,10 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         work = _start_shared_state(app, settings)
         api_keys = platform.service(ApiKeysService)
         work.append(api_keys.flush_usage_forever())
+        platform.jobs = app.state.jobs = jobs_kit.Jobs(platform.db.url, settings, JOB_BLUEPRINTS)
+        await platform.jobs.open()
+        if settings.worker_in_process:  # embedded: the jobs run here (`tenantry worker` else)
+            work.append(platform.jobs.work(platform, name="in-process"))
         background = [asyncio.create_task(w) for w in work]
         # The process's pooled outbound HTTP client (OpenID Connect discovery, keys, tokens).
         platform.http = app.state.http = httpx.AsyncClient(
@@ -125,6 +132,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
                     await task
             with contextlib.suppress(Exception):  # best effort: the last minute of key usage
                 await api_keys.flush_usage()
+            await platform.jobs.close()
             await app.state.http.aclose()
             if app.state.redis is not None:
                 await app.state.redis.aclose()

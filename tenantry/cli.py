@@ -1,4 +1,4 @@
-"""`tenantry serve | migrate | seed`."""
+"""`tenantry serve | worker | migrate | seed | bench`."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from tenantry.config import get_settings
+from tenantry.config import Settings, get_settings
 from tenantry.kit import migrations
 
 cli = typer.Typer(
@@ -155,6 +155,50 @@ def serve(
             from tenantry.kit import embedded
 
             embedded.stop_all()
+
+
+@cli.command()
+def worker(
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, help="Jobs run at once (default JOBS_CONCURRENCY)")
+    ] = None,
+    queues: Annotated[
+        str | None, typer.Option(help="Comma-separated queues to take jobs from (default: all)")
+    ] = None,
+) -> None:
+    """Run background jobs (scale-out): the app's services without its HTTP server.
+
+    SIGTERM or Ctrl-C stops taking jobs, gives running ones JOBS_SHUTDOWN_GRACE_S to finish,
+    then cancels them (they are retried). Any number of workers may run against one database.
+    """
+    settings = get_settings()
+    if settings.embedded:
+        url = _database_url()  # a worker beside `tenantry serve` shares its embedded server
+        os.environ["TENANTRY_EMBEDDED_DATABASE_URL"] = url
+        settings = get_settings().model_copy(update={"embedded_database_url": url})
+    # This process is the worker: the app's lifespan must not start a second one inside it.
+    settings = settings.model_copy(update={"jobs_in_process": False})
+    names = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
+    console.print(
+        f"[bold]Tenantry[/] worker on {', '.join(names) if names else 'every queue'}, "
+        f"{concurrency or settings.jobs_concurrency} at once"
+    )
+    asyncio.run(_work(settings, concurrency, names))
+
+
+async def _work(settings: Settings, concurrency: int | None, queues: list[str] | None) -> None:
+    from tenantry.app import create_app
+
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        platform = app.state.platform
+        await platform.jobs.work(
+            platform,
+            concurrency=concurrency,
+            queues=queues,
+            name=f"worker-{os.getpid()}",
+            install_signal_handlers=True,
+        )
 
 
 @cli.command()

@@ -130,6 +130,18 @@ class Settings(BaseSettings):
     # State store (without Redis: a table, swept every interval).
     state_sweep_interval_s: float = Field(60, gt=0)
 
+    # Background jobs (`kit.jobs`, Procrastinate on the same PostgreSQL). A worker inside the
+    # API process: unset means on in embedded mode, off with DATABASE_URL (run `tenantry
+    # worker` processes then).
+    jobs_in_process: bool | None = None
+    jobs_concurrency: int = Field(10, ge=1, le=1000)  # jobs one worker runs at once
+    jobs_pool_size: int = Field(4, ge=1)  # the worker's own psycopg connections
+    jobs_shutdown_grace_s: float = Field(25, ge=0)  # then running jobs are cancelled, retried
+    jobs_heartbeat_s: float = Field(10, gt=0)
+    jobs_stalled_after_s: float = Field(30, gt=0)  # a worker silent this long is dead
+    jobs_sweep_interval_s: float = Field(5, gt=0)  # how often its jobs are looked for
+    jobs_keep_hours: int = Field(168, ge=1)  # succeeded jobs are deleted after this
+
     # API keys: HMAC key of the stored hashes; how often `last_used_at` is written.
     api_key_secret: str = DEV_API_KEY_SECRET
     api_key_usage_flush_s: float = Field(60, gt=0)
@@ -258,6 +270,10 @@ class Settings(BaseSettings):
     @property
     def embedded(self) -> bool:
         return self.database_url is None
+
+    @property
+    def worker_in_process(self) -> bool:
+        return self.embedded if self.jobs_in_process is None else self.jobs_in_process
 
     @property
     def is_production(self) -> bool:

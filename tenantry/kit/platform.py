@@ -1,7 +1,8 @@
 """The process's shared collaborators, and the one shape every domain service takes.
 
 `Platform` holds what lives as long as the app: settings, the database, the caches, the token
-codec, and what the lifespan starts (the state store, the outbound HTTP client, Redis health).
+codec, and what the lifespan starts (the state store, the outbound HTTP client, the jobs,
+Redis health).
 `create_app` makes one per app (`app.state.platform`).
 
 A domain's service is a `Service`: one instance per platform, made on first use
@@ -23,6 +24,7 @@ from starlette.requests import Request
 from tenantry.config import Settings
 from tenantry.kit.caches import Caches
 from tenantry.kit.db import Database
+from tenantry.kit.jobs import Jobs
 from tenantry.kit.redis import RedisHealth
 from tenantry.kit.security import TOKEN_CLAIMS_CACHE, TokenCodec
 from tenantry.kit.state import StateStore
@@ -40,6 +42,7 @@ class Platform:
     # Set by the lifespan.
     state: StateStore = field(init=False)
     http: httpx.AsyncClient = field(init=False)
+    jobs: Jobs = field(init=False)
     redis_health: RedisHealth | None = None
     _services: dict[type[Any], Any] = field(default_factory=dict, repr=False)
 

@@ -1,0 +1,293 @@
+"""Background jobs: Procrastinate on the application's own PostgreSQL, no second broker.
+
+A domain declares its tasks on a `procrastinate.Blueprint` in its `tasks.py`, each with an
+explicit `name=` (a queued job names its task: a name taken from the module path would orphan
+queued jobs when code moves); `create_app` registers each blueprint under the domain's name
+(`sync:run_sync`). A task takes the job's
+context first (`pass_context=True`) and reaches the platform with `platform_of(context)`; it
+opens its own unit of work (`unit_of_work`). Tasks must be idempotent: a job whose worker died
+runs again (see the stalled-job sweep below).
+
+Deferring from a request: `Jobs.defer(session, task, **kwargs)` inserts the job on the
+request's own connection, inside its transaction, so a request that rolls back queues
+nothing and one that commits always has its job. Procrastinate has no asyncpg connector, and
+its documented way to defer on an outside connection wants a psycopg one, a second
+transaction. We call its versioned SQL function `procrastinate_defer_jobs_v1` on the
+session's asyncpg connection instead: the job is built by Procrastinate (`task.configure`, so
+its queue, locks and schedule are the task's), only the insert is ours. The function is part
+of Procrastinate's schema contract (versioned, its predecessor dropped in 3.2), so the
+dependency is pinned below 3.11 and `tests/kit/test_jobs.py` defers, commits and sees a worker
+run the job; a Procrastinate upgrade that changes it fails there first. asyncpg stays the one
+driver of the request path (about 175 µs of CPU a primary-key lookup against psycopg's 229).
+
+The worker itself runs on Procrastinate's psycopg connector with a small pool of its own:
+inside the API process in embedded mode (`JOBS_IN_PROCESS`, by default on when embedded), or
+as `tenantry worker` processes. Retries: `Backoff` (exponential, with jitter, a maximum per
+task) or `Schedule` (fixed delays, for webhooks). Periodic tasks: `@blueprint.periodic(cron=)`.
+Shutdown: running jobs get `JOBS_SHUTDOWN_GRACE_S` to finish, then are cancelled and retried.
+A worker killed outright (SIGKILL, a lost machine) leaves its jobs `doing`: every worker sweeps
+for jobs whose worker's heartbeat stopped and puts them back in the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+import procrastinate
+from procrastinate import Blueprint, JobContext, PsycopgConnector, RetryDecision
+from procrastinate.exceptions import AlreadyEnqueued
+from procrastinate.jobs import Job
+from procrastinate.retry import BaseRetryStrategy
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tenantry.config import Settings
+from tenantry.kit.context import record_statement
+from tenantry.kit.db import plain_url, session_scope
+from tenantry.kit.logging import get_logger
+
+if TYPE_CHECKING:
+    from tenantry.kit.platform import Platform
+
+log = get_logger("tenantry.jobs")
+
+__all__ = [
+    "AlreadyEnqueued",
+    "Backoff",
+    "Blueprint",
+    "JobContext",
+    "Jobs",
+    "Schedule",
+    "platform_of",
+    "unit_of_work",
+]
+
+# Procrastinate's insert, on our connection (see the module's docstring). One row type per
+# job, as Procrastinate's own `defer_jobs` query passes them.
+_DEFER_SQL = (
+    "SELECT unnest(procrastinate_defer_jobs_v1(ARRAY[ROW($1::varchar, $2::varchar, $3::int,"
+    " $4::text, $5::text, $6::jsonb, $7::timestamptz)::procrastinate_job_to_defer_v1])) AS id"
+)
+_QUEUEING_LOCK_INDEX = "procrastinate_jobs_queueing_lock_idx_v1"
+
+
+class Backoff(BaseRetryStrategy):
+    """At most `attempts` runs; after the n-th failure the job waits `base_s * 2**(n-1)`
+    seconds, capped at `cap_s`, drawn between half of that and all of it (jitter, so jobs that
+    failed together do not come back together). Only `retry_on` exceptions are retried."""
+
+    def __init__(
+        self,
+        attempts: int = 5,
+        *,
+        base_s: float = 2.0,
+        cap_s: float = 3600.0,
+        retry_on: tuple[type[BaseException], ...] = (Exception,),
+    ) -> None:
+        if attempts < 1:
+            raise ValueError("attempts must be at least 1")
+        self.attempts, self.base_s, self.cap_s, self.retry_on = attempts, base_s, cap_s, retry_on
+
+    def delay_s(self, failures: int) -> float:
+        full = min(self.cap_s, self.base_s * 2 ** (failures - 1))
+        return random.uniform(full / 2, full)  # noqa: S311 - jitter, not a secret
+
+    def get_retry_decision(self, *, exception: BaseException, job: Job) -> RetryDecision | None:
+        failures = job.attempts + 1  # `attempts` counts the runs before this one
+        if failures >= self.attempts or not isinstance(exception, self.retry_on):
+            return None
+        return RetryDecision(retry_at=_after(self.delay_s(failures)))
+
+
+class Schedule(BaseRetryStrategy):
+    """Fixed delays between runs (a webhook's: Svix's schedule), each moved by up to
+    `jitter` of itself either way; after the last delay the job fails."""
+
+    def __init__(self, delays_s: tuple[float, ...], *, jitter: float = 0.1) -> None:
+        self.delays_s, self.jitter = delays_s, jitter
+
+    def delay_s(self, failures: int) -> float | None:
+        if failures > len(self.delays_s):
+            return None
+        base = self.delays_s[failures - 1]
+        spread = random.uniform(1 - self.jitter, 1 + self.jitter)  # noqa: S311 - jitter
+        return max(0.0, base * spread)
+
+    def get_retry_decision(self, *, exception: BaseException, job: Job) -> RetryDecision | None:
+        delay = self.delay_s(job.attempts + 1)
+        if delay is None:
+            return None
+        return RetryDecision(retry_at=_after(delay))
+
+
+# The kit's own periodic work, registered as `kit:*` by create_app.
+maintenance = Blueprint()
+
+
+@maintenance.periodic(cron="17 * * * *")
+@maintenance.task(
+    name="prune_finished_jobs", queue="maintenance", pass_context=True, retry=Backoff(3)
+)
+async def prune_finished_jobs(context: JobContext, timestamp: int) -> None:
+    """Hourly: jobs that succeeded more than JOBS_KEEP_HOURS ago are deleted (failed ones
+    stay, to be looked at)."""
+    hours = platform_of(context).settings.jobs_keep_hours
+    await context.app.job_manager.delete_old_jobs(nb_hours=hours)
+
+
+def _after(seconds: float) -> datetime:
+    return datetime.now(UTC) + timedelta(seconds=seconds)
+
+
+def platform_of(context: JobContext) -> Platform:
+    """The platform a task runs with (its services, caches, database)."""
+    extra = context.additional_context or {}
+    platform: Platform = extra["platform"]
+    return platform
+
+
+@asynccontextmanager
+async def unit_of_work(platform: Platform) -> AsyncIterator[AsyncSession]:
+    """A task's transaction, committed when the block succeeds (as a request's is)."""
+    async with session_scope(platform.db.sessionmaker, platform.caches) as session:
+        yield session
+
+
+class Jobs:
+    """The Procrastinate app of one process: its tasks, its connector, its worker."""
+
+    def __init__(self, database_url: str, settings: Settings, blueprints: Mapping[str, Blueprint]):
+        self.settings = settings
+        self.connector = PsycopgConnector(
+            conninfo=plain_url(database_url),
+            min_size=1,
+            max_size=settings.jobs_pool_size,
+            kwargs={"application_name": "tenantry-jobs"},
+        )
+        self.app = procrastinate.App(connector=self.connector)
+        for namespace, blueprint in blueprints.items():
+            self.app.add_tasks_from(blueprint, namespace=namespace)
+        self._open = False
+
+    async def open(self) -> None:
+        if not self._open:
+            await self.app.open_async()
+            self._open = True
+
+    async def close(self) -> None:
+        if self._open:
+            await self.app.close_async()
+            self._open = False
+
+    def task(self, name: str) -> procrastinate.tasks.Task[Any, Any, Any]:
+        """A registered task by its full name (`namespace:name`)."""
+        return self.app.tasks[name]
+
+    async def defer(
+        self,
+        session: AsyncSession,
+        task: procrastinate.tasks.Task[Any, Any, Any],
+        *,
+        options: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> int:
+        """Queue `task(**kwargs)` in the session's transaction: it exists once the transaction
+        commits, and never if it rolls back. `options` are `Task.configure`'s (lock,
+        queueing_lock, schedule_in, priority, queue). A job with the queueing lock of one
+        still waiting raises `AlreadyEnqueued` and leaves the transaction usable (the insert
+        runs in a savepoint)."""
+        job = task.configure(**(options or {})).make_new_job(**kwargs)
+        args = (
+            job.queue,
+            job.task_name,
+            job.priority,
+            job.lock,
+            job.queueing_lock,
+            json.dumps(job.task_kwargs),
+            job.scheduled_at,
+        )
+        record_statement(_DEFER_SQL)
+        try:
+            async with session.begin_nested():
+                raw = await (await session.connection()).get_raw_connection()
+                driver: asyncpg.Connection[Any] = raw.driver_connection
+                job_id: int = await driver.fetchval(_DEFER_SQL, *args)
+        except Exception as exc:
+            if _queueing_lock_clash(exc):
+                raise AlreadyEnqueued(
+                    f"a job with the queueing lock {job.queueing_lock!r} is already waiting"
+                ) from None
+            raise
+        log.info("job deferred", task=job.task_name, job_id=job_id, queue=job.queue)
+        return job_id
+
+    async def work(
+        self,
+        platform: Platform,
+        *,
+        concurrency: int | None = None,
+        queues: list[str] | None = None,
+        wait: bool = True,
+        name: str = "worker",
+        install_signal_handlers: bool = False,
+    ) -> None:
+        """Run a worker until it is stopped (or, with `wait=False`, until the queues are
+        empty), with the stalled-job sweep beside it."""
+        await self.open()
+        sweep = asyncio.create_task(self.sweep_stalled_forever()) if wait else None
+        try:
+            await self.app.run_worker_async(
+                queues=queues or None,  # type: ignore[arg-type]  # None: every queue
+                concurrency=concurrency or self.settings.jobs_concurrency,
+                wait=wait,
+                name=name,
+                install_signal_handlers=install_signal_handlers,
+                additional_context={"platform": platform},
+                shutdown_graceful_timeout=self.settings.jobs_shutdown_grace_s,
+                update_heartbeat_interval=self.settings.jobs_heartbeat_s,
+                stalled_worker_timeout=self.settings.jobs_stalled_after_s,
+                listen_notify=True,
+            )
+        finally:
+            if sweep is not None:
+                sweep.cancel()
+                await asyncio.gather(sweep, return_exceptions=True)
+
+    async def sweep_stalled(self) -> int:
+        """Put back in the queue the jobs left `doing` by a worker whose heartbeat stopped;
+        how many. Another worker's sweep may take a job first: that one is skipped."""
+        manager = self.app.job_manager
+        stalled = await manager.get_stalled_jobs(
+            seconds_since_heartbeat=self.settings.jobs_stalled_after_s
+        )
+        retried = 0
+        for job in stalled:
+            try:
+                await manager.retry_job(job)
+            except Exception as exc:  # taken by another sweep, or finished meanwhile
+                log.info("stalled job already handled", job_id=job.id, error=type(exc).__name__)
+                continue
+            retried += 1
+            log.warning("stalled job requeued", task=job.task_name, job_id=job.id)
+        return retried
+
+    async def sweep_stalled_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.jobs_sweep_interval_s)
+            try:
+                await self.sweep_stalled()
+            except Exception as exc:  # the database away for a moment: next round
+                log.warning("stalled-job sweep failed", error=type(exc).__name__)
+
+
+def _queueing_lock_clash(exc: BaseException) -> bool:
+    return (
+        isinstance(exc, asyncpg.UniqueViolationError)
+        and exc.constraint_name == _QUEUEING_LOCK_INDEX
+    )
