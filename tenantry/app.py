@@ -28,6 +28,7 @@ from tenantry.kit.cache_pg import PostgresBus
 from tenantry.kit.cache_redis import RedisTier
 from tenantry.kit.caches import unknown_overrides
 from tenantry.kit.db import Database
+from tenantry.kit.http import Outbound
 from tenantry.kit.lane import Lane
 from tenantry.kit.logging import configure_logging
 from tenantry.kit.middleware import EdgeMiddleware
@@ -112,6 +113,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         platform.http = app.state.http = httpx.AsyncClient(
             timeout=httpx.Timeout(10.0, connect=5.0), headers={"User-Agent": "tenantry"}
         )
+        platform.outbound = Outbound(settings)  # tenant-given URLs, guarded (`kit.http`)
         if app.state.redis is not None:
             limiter.use_redis(app.state.redis)
         if owned:
@@ -134,6 +136,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
                 await api_keys.flush_usage()
             await platform.jobs.close()
             await app.state.http.aclose()
+            await platform.outbound.aclose()
             if app.state.redis is not None:
                 await app.state.redis.aclose()
             if owned:

@@ -142,6 +142,16 @@ class Settings(BaseSettings):
     jobs_sweep_interval_s: float = Field(5, gt=0)  # how often its jobs are looked for
     jobs_keep_hours: int = Field(168, ge=1)  # succeeded jobs are deleted after this
 
+    # Outbound HTTP to tenant-given URLs (`kit.http`): sync sources, webhook endpoints.
+    # Hosts (names or addresses, comma-separated) exempt from the public-address rule.
+    outbound_allowlist: Annotated[list[str], NoDecode] = []
+    outbound_connect_timeout_s: float = Field(5, gt=0)
+    outbound_read_timeout_s: float = Field(15, gt=0)
+    outbound_retry_initial_s: float = Field(0.2, ge=0)
+    outbound_retry_max_s: float = Field(5, ge=0)
+    outbound_breaker_threshold: int = Field(5, ge=1)  # failures in a row that open a circuit
+    outbound_breaker_cooldown_s: float = Field(30, gt=0)
+
     # API keys: HMAC key of the stored hashes; how often `last_used_at` is written.
     api_key_secret: str = DEV_API_KEY_SECRET
     api_key_usage_flush_s: float = Field(60, gt=0)
@@ -222,7 +232,7 @@ class Settings(BaseSettings):
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "outbound_allowlist", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):

@@ -24,6 +24,7 @@ from starlette.requests import Request
 from tenantry.config import Settings
 from tenantry.kit.caches import Caches
 from tenantry.kit.db import Database
+from tenantry.kit.http import Outbound
 from tenantry.kit.jobs import Jobs
 from tenantry.kit.redis import RedisHealth
 from tenantry.kit.security import TOKEN_CLAIMS_CACHE, TokenCodec
@@ -41,7 +42,8 @@ class Platform:
     db: Database = field(init=False)
     # Set by the lifespan.
     state: StateStore = field(init=False)
-    http: httpx.AsyncClient = field(init=False)
+    http: httpx.AsyncClient = field(init=False)  # configured, trusted endpoints (OIDC)
+    outbound: Outbound = field(init=False)  # tenant-given URLs (`kit.http`)
     jobs: Jobs = field(init=False)
     redis_health: RedisHealth | None = None
     _services: dict[type[Any], Any] = field(default_factory=dict, repr=False)
