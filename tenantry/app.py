@@ -41,12 +41,20 @@ from tenantry.kit.routes import RouteIndex, RouteTemplates, include_flat
 from tenantry.kit.security import configure_password_hashing
 from tenantry.kit.state import PostgresStateStore, RedisStateStore, sweep_forever
 from tenantry.ops.router import router as ops_router
+from tenantry.sync.router import router as sync_router
 from tenantry.tenants.router import router as tenants_router
 from tenantry.users.router import router as users_router
 
 API_PREFIX = "/api/v1"
 # Every domain's API routes, served under API_PREFIX in this order.
-API_ROUTERS = (auth_router, users_router, tenants_router, api_keys_router, admin_router)
+API_ROUTERS = (
+    auth_router,
+    users_router,
+    tenants_router,
+    api_keys_router,
+    sync_router,
+    admin_router,
+)
 # Every domain's background tasks (`kit.jobs`), registered as `<namespace>:<task>`.
 JOB_BLUEPRINTS = {"kit": jobs_kit.maintenance}
 # Probes and the scraper are never rate limited.

@@ -27,6 +27,7 @@ from pydantic_settings import (
 DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me-0123456789"
 DEFAULT_DEMO_PASSWORD = "tenantry-demo"
 DEV_API_KEY_SECRET = "dev-only-insecure-api-key-secret-change-me-012345"
+DEV_SECRETS_KEY = "dev-only-insecure-secrets-key-change-me-0123456789"
 
 
 class InsecureSettingsError(RuntimeError):
@@ -152,6 +153,11 @@ class Settings(BaseSettings):
     outbound_breaker_threshold: int = Field(5, ge=1)  # failures in a row that open a circuit
     outbound_breaker_cooldown_s: float = Field(30, gt=0)
 
+    # Secrets tenants give us (sync source credentials, webhook signing secrets) are encrypted
+    # at rest with these passphrases (comma-separated): the first encrypts, every one
+    # decrypts, so a key is rotated by putting the new one first (`kit.secrets`).
+    secrets_keys: Annotated[list[str], NoDecode] = [DEV_SECRETS_KEY]
+
     # API keys: HMAC key of the stored hashes; how often `last_used_at` is written.
     api_key_secret: str = DEV_API_KEY_SECRET
     api_key_usage_flush_s: float = Field(60, gt=0)
@@ -232,7 +238,7 @@ class Settings(BaseSettings):
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("cors_origins", "outbound_allowlist", mode="before")
+    @field_validator("cors_origins", "outbound_allowlist", "secrets_keys", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
@@ -268,6 +274,10 @@ class Settings(BaseSettings):
             problems.append("API_KEY_SECRET is the development default")
         elif len(self.api_key_secret) < 32:
             problems.append("API_KEY_SECRET is shorter than 32 characters")
+        if DEV_SECRETS_KEY in self.secrets_keys:
+            problems.append("SECRETS_KEYS holds the development default")
+        elif any(len(k) < 32 for k in self.secrets_keys) or not self.secrets_keys:
+            problems.append("SECRETS_KEYS holds a key shorter than 32 characters")
         if self.demo_password == DEFAULT_DEMO_PASSWORD:
             problems.append("DEMO_PASSWORD is the development default")
         if problems:

@@ -3,7 +3,8 @@
 from tenantry.api_keys.models import ApiKey
 from tenantry.kit.models import Base
 from tenantry.kit.state import StateEntry
+from tenantry.sync.models import SyncSource
 from tenantry.tenants.models import Tenant, TenantSettings
 from tenantry.users.models import User
 
-__all__ = ["ApiKey", "Base", "StateEntry", "Tenant", "TenantSettings", "User"]
+__all__ = ["ApiKey", "Base", "StateEntry", "SyncSource", "Tenant", "TenantSettings", "User"]

@@ -40,9 +40,11 @@ def test_production_with_real_secrets_starts() -> None:
         tenantry_env="production",
         jwt_secret="s" * 40,
         api_key_secret="k" * 40,
+        secrets_keys="new-" + "n" * 40 + ",old-" + "o" * 40,  # type: ignore[arg-type]
         demo_password="pw",
         database_url="postgresql://db/tenantry",
     )
+    assert len(s.secrets_keys) == 2
     assert s.is_production and not s.embedded and s.jwt_secret != DEV_JWT_SECRET
 
 
@@ -73,6 +75,19 @@ def test_pool_settings_reach_the_engine() -> None:
 def test_production_refuses_the_default_api_key_secret() -> None:
     with pytest.raises(InsecureSettingsError, match="API_KEY_SECRET is the development default"):
         Settings(_env_file=None, tenantry_env="production", jwt_secret="s" * 40, demo_password="x")
+
+
+def test_production_refuses_the_default_or_a_short_secrets_key() -> None:
+    real = {"jwt_secret": "s" * 40, "api_key_secret": "k" * 40, "demo_password": "x"}
+    with pytest.raises(InsecureSettingsError, match="SECRETS_KEYS holds the development default"):
+        Settings(_env_file=None, tenantry_env="production", **real)  # type: ignore[arg-type]
+    with pytest.raises(InsecureSettingsError, match="shorter than 32"):
+        Settings(
+            _env_file=None,
+            tenantry_env="production",
+            secrets_keys="short",  # type: ignore[arg-type]
+            **real,  # type: ignore[arg-type]
+        )
 
 
 def test_oidc_providers_are_read_as_json(monkeypatch: pytest.MonkeyPatch) -> None:

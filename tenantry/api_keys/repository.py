@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, text
+from sqlalchemy import bindparam, select, text
 
 from tenantry.api_keys.models import ApiKey
 from tenantry.kit.db import LeanQuery
@@ -15,19 +15,6 @@ from tenantry.kit.repository import PlatformRepository, TenantRepository
 
 class ApiKeyRepository(TenantRepository[ApiKey]):
     model = ApiKey
-
-    async def page(self, *, offset: int, limit: int) -> tuple[list[ApiKey], int]:
-        stmt = (
-            self.select(ApiKey, func.count().over().label("total"))
-            .order_by(ApiKey.id)
-            .offset(offset)
-            .limit(limit)
-        )
-        rows = (await self.session.execute(stmt)).all()
-        if rows:
-            return [r[0] for r in rows], int(rows[0].total)
-        total = (await self.session.execute(self.select(func.count()))).scalar_one()
-        return [], int(total)
 
     async def delete_key(self, key_id: uuid.UUID) -> str | None:
         """Delete the tenant's key in one statement; its hash (to drop from the caches), or

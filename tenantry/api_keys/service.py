@@ -111,7 +111,7 @@ class ApiKeysService(Service):
     async def page(
         self, session: AsyncSession, actor: Principal, *, page: int, per_page: int
     ) -> ApiKeyPage:
-        keys, total = await ApiKeyRepository(session, actor.scope).page(
+        keys, total = await ApiKeyRepository(session, actor.scope).entity_page(
             offset=offset_of(page, per_page), limit=per_page
         )
         items = [ApiKeyOut.model_validate(k) for k in keys]

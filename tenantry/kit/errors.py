@@ -93,6 +93,20 @@ class PayloadTooLarge(AppError):
     status, slug, title = 413, "payload-too-large", "Request body too large"
 
 
+class Invalid(AppError):
+    """A field a service found invalid past the schema (a URL that points somewhere we will
+    not call): the same 422 problem as a schema's, naming the field."""
+
+    status, slug, title = 422, "validation-error", "Request validation failed"
+
+    def __init__(self, loc: tuple[str | int, ...], message: str, kind: str = "value_error"):
+        field = ".".join(str(p) for p in loc)
+        super().__init__(
+            f"1 invalid field(s): {field}.",
+            errors=[{"loc": list(loc), "message": message, "type": kind}],
+        )
+
+
 class ServiceUnavailable(AppError):
     status, slug, title = 503, "service-unavailable", "Service unavailable"
 

@@ -27,6 +27,7 @@ from tenantry.kit.db import Database
 from tenantry.kit.http import Outbound
 from tenantry.kit.jobs import Jobs
 from tenantry.kit.redis import RedisHealth
+from tenantry.kit.secrets import SecretBox
 from tenantry.kit.security import TOKEN_CLAIMS_CACHE, TokenCodec
 from tenantry.kit.state import StateStore
 
@@ -38,6 +39,7 @@ class Platform:
     settings: Settings
     caches: Caches
     tokens: TokenCodec
+    secrets: SecretBox
     # Set when the app is given its database, or by the lifespan.
     db: Database = field(init=False)
     # Set by the lifespan.
@@ -61,7 +63,12 @@ class Platform:
             settings.access_token_ttl_s,
             verified=caches.cache(TOKEN_CLAIMS_CACHE),
         )
-        platform = cls(settings=settings, caches=caches, tokens=tokens)
+        platform = cls(
+            settings=settings,
+            caches=caches,
+            tokens=tokens,
+            secrets=SecretBox(settings.secrets_keys),
+        )
         if db is not None:
             platform.db = db
         return platform

@@ -437,6 +437,8 @@ def _minimal(schema: dict[str, Any]) -> Any:
     if kind == "string":
         if schema.get("format") == "email":
             return f"p-{uuid.uuid4().hex[:12]}@example.com"
+        if schema.get("format") == "uri":  # a public address, known without DNS
+            return "https://93.184.215.14/"
         return "a" * min(max(schema.get("minLength", 1), 10), schema.get("maxLength", 1000))
     return {"boolean": True, "integer": 1, "number": 1, "array": [], "object": {}}[str(kind)]
 

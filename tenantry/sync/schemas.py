@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from croniter import croniter
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
+
+from tenantry.kit.pagination import Page
+from tenantry.kit.text import text
+
+Kind = Literal["http_json"]
+DEFAULT_SCHEDULE = "*/5 * * * *"
+
+
+def _cron(value: str) -> str:
+    if not croniter.is_valid(value):
+        raise ValueError("not a cron expression (five fields, such as '*/5 * * * *')")
+    return value
+
+
+Cron = Annotated[str, text(min_length=9, max_length=100), AfterValidator(_cron)]
+_URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://"
+Url = Annotated[
+    str,
+    text(min_length=8, max_length=2048, pattern=_URL_PATTERN),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "uri",
+            "pattern": _URL_PATTERN,
+            "minLength": 8,
+            "maxLength": 2048,
+        }
+    ),
+]
+HeaderName = Annotated[
+    str, text(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9-]*$")
+]
+Secret = Annotated[str, text(min_length=1, max_length=4096)]
+
+
+class SourceCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, text(min_length=1, max_length=100)] = Field(examples=["Legacy CRM"])
+    kind: Kind = "http_json"
+    base_url: Url = Field(
+        description="http(s); a public address (or a host in OUTBOUND_ALLOWLIST)",
+        examples=["https://crm.example.com/export/customers"],
+    )
+    auth_header: HeaderName = Field("Authorization", description="Header the secret is sent in")
+    secret: Secret | None = Field(
+        None, description="Sent as the header's value; stored encrypted, never returned"
+    )
+    page_size: int = Field(100, ge=1, le=1000)
+    schedule: Cron = Field(DEFAULT_SCHEDULE, description="When it syncs by itself (cron, UTC)")
+    enabled: bool = True
+
+
+class SourcePatch(BaseModel):
+    """Only the fields sent change; `secret: null` removes the secret."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, text(min_length=1, max_length=100)] | None = None
+    base_url: Url | None = None
+    auth_header: HeaderName | None = None
+    secret: Secret | None = None
+    page_size: int | None = Field(None, ge=1, le=1000)
+    schedule: Cron | None = None
+    enabled: bool | None = None
+
+
+class SourceOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    kind: Kind
+    base_url: str
+    auth_header: str
+    has_secret: bool = Field(description="Whether a secret is stored (it is never shown)")
+    page_size: int
+    schedule: str
+    enabled: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class SourcePage(Page[SourceOut]):
+    pass
