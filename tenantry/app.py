@@ -41,6 +41,7 @@ from tenantry.kit.routes import RouteIndex, RouteTemplates, include_flat
 from tenantry.kit.security import configure_password_hashing
 from tenantry.kit.state import PostgresStateStore, RedisStateStore, sweep_forever
 from tenantry.ops.router import router as ops_router
+from tenantry.sync import tasks as sync_tasks
 from tenantry.sync.router import router as sync_router
 from tenantry.tenants.router import router as tenants_router
 from tenantry.users.router import router as users_router
@@ -56,7 +57,7 @@ API_ROUTERS = (
     admin_router,
 )
 # Every domain's background tasks (`kit.jobs`), registered as `<namespace>:<task>`.
-JOB_BLUEPRINTS = {"kit": jobs_kit.maintenance}
+JOB_TASKS = {"kit": jobs_kit.maintenance, "sync": sync_tasks.tasks}
 # Probes and the scraper are never rate limited.
 UNLIMITED_PATHS = ("/healthz", "/readyz", "/metrics")
 
@@ -112,7 +113,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         work = _start_shared_state(app, settings)
         api_keys = platform.service(ApiKeysService)
         work.append(api_keys.flush_usage_forever())
-        platform.jobs = app.state.jobs = jobs_kit.Jobs(platform.db.url, settings, JOB_BLUEPRINTS)
+        platform.jobs = app.state.jobs = jobs_kit.Jobs(platform.db.url, settings, JOB_TASKS)
         await platform.jobs.open()
         if settings.worker_in_process:  # embedded: the jobs run here (`tenantry worker` else)
             work.append(platform.jobs.work(platform, name="in-process"))

@@ -1,10 +1,22 @@
 """Every table, imported once so Alembic and the tests see the whole metadata."""
 
 from tenantry.api_keys.models import ApiKey
+from tenantry.crm.models import Customer, Lead
 from tenantry.kit.models import Base
 from tenantry.kit.state import StateEntry
-from tenantry.sync.models import SyncSource
+from tenantry.sync.models import SyncRun, SyncSource
 from tenantry.tenants.models import Tenant, TenantSettings
 from tenantry.users.models import User
 
-__all__ = ["ApiKey", "Base", "StateEntry", "SyncSource", "Tenant", "TenantSettings", "User"]
+__all__ = [
+    "ApiKey",
+    "Base",
+    "Customer",
+    "Lead",
+    "StateEntry",
+    "SyncRun",
+    "SyncSource",
+    "Tenant",
+    "TenantSettings",
+    "User",
+]

@@ -1,11 +1,13 @@
 """Background jobs: Procrastinate on the application's own PostgreSQL, no second broker.
 
-A domain declares its tasks on a `procrastinate.Blueprint` in its `tasks.py`, each with an
-explicit `name=` (a queued job names its task: a name taken from the module path would orphan
-queued jobs when code moves); `create_app` registers each blueprint under the domain's name
-(`sync:run_sync`). A task takes the job's
-context first (`pass_context=True`) and reaches the platform with `platform_of(context)`; it
-opens its own unit of work (`unit_of_work`). Tasks must be idempotent: a job whose worker died
+A domain declares its tasks on a `TaskSet` in its `tasks.py`, each with an explicit name (a
+queued job names its task: a name taken from the module path would orphan queued jobs when
+code moves); `create_app` registers each set under the domain's name (`sync:run_sync`).
+`TaskSet` is ours rather than Procrastinate's `Blueprint` because a blueprint can join only one
+app per process (it renames its tasks in place), and one process may build several apps (the
+tests do); a `TaskSet` only records the declarations, and every `Jobs` makes its own tasks.
+A task takes the job's context first and reaches the platform with `platform_of(context)`;
+it opens its own unit of work (`unit_of_work`). Tasks must be idempotent: a job whose worker died
 runs again (see the stalled-job sweep below).
 
 Deferring from a request: `Jobs.defer(session, task, **kwargs)` inserts the job on the
@@ -23,7 +25,7 @@ driver of the request path (about 175 µs of CPU a primary-key lookup against ps
 The worker itself runs on Procrastinate's psycopg connector with a small pool of its own:
 inside the API process in embedded mode (`JOBS_IN_PROCESS`, by default on when embedded), or
 as `tenantry worker` processes. Retries: `Backoff` (exponential, with jitter, a maximum per
-task) or `Schedule` (fixed delays, for webhooks). Periodic tasks: `@blueprint.periodic(cron=)`.
+task) or `Schedule` (fixed delays, for webhooks). Periodic tasks: `@tasks.task(..., cron=)`.
 Shutdown: running jobs get `JOBS_SHUTDOWN_GRACE_S` to finish, then are cancelled and retried.
 A worker killed outright (SIGKILL, a lost machine) leaves its jobs `doing`: every worker sweeps
 for jobs whose worker's heartbeat stopped and puts them back in the queue.
@@ -34,14 +36,15 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import procrastinate
-from procrastinate import Blueprint, JobContext, PsycopgConnector, RetryDecision
+from procrastinate import JobContext, PsycopgConnector, RetryDecision
 from procrastinate.exceptions import AlreadyEnqueued
 from procrastinate.jobs import Job
 from procrastinate.retry import BaseRetryStrategy
@@ -60,10 +63,10 @@ log = get_logger("tenantry.jobs")
 __all__ = [
     "AlreadyEnqueued",
     "Backoff",
-    "Blueprint",
     "JobContext",
     "Jobs",
     "Schedule",
+    "TaskSet",
     "platform_of",
     "unit_of_work",
 ]
@@ -126,13 +129,49 @@ class Schedule(BaseRetryStrategy):
         return RetryDecision(retry_at=_after(delay))
 
 
+TaskFunc = Callable[..., Any]
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSpec:
+    name: str
+    func: TaskFunc
+    queue: str
+    retry: BaseRetryStrategy | None
+    cron: str | None
+
+
+@dataclass
+class TaskSet:
+    """A domain's tasks, declared once and registered by each `Jobs` under a namespace. Every
+    task takes the job's context first (`platform_of(context)`); a periodic one then takes
+    the `timestamp` it was due at."""
+
+    specs: list[TaskSpec] = field(default_factory=list)
+
+    def task(
+        self,
+        *,
+        name: str,
+        queue: str = "default",
+        retry: BaseRetryStrategy | None = None,
+        cron: str | None = None,
+    ) -> Callable[[TaskFunc], TaskFunc]:
+        def register(func: TaskFunc) -> TaskFunc:
+            if any(spec.name == name for spec in self.specs):
+                raise ValueError(f"a task named {name!r} is declared twice")
+            self.specs.append(TaskSpec(name, func, queue, retry, cron))
+            return func
+
+        return register
+
+
 # The kit's own periodic work, registered as `kit:*` by create_app.
-maintenance = Blueprint()
+maintenance = TaskSet()
 
 
-@maintenance.periodic(cron="17 * * * *")
 @maintenance.task(
-    name="prune_finished_jobs", queue="maintenance", pass_context=True, retry=Backoff(3)
+    name="prune_finished_jobs", queue="maintenance", retry=Backoff(3), cron="17 * * * *"
 )
 async def prune_finished_jobs(context: JobContext, timestamp: int) -> None:
     """Hourly: jobs that succeeded more than JOBS_KEEP_HOURS ago are deleted (failed ones
@@ -162,7 +201,7 @@ async def unit_of_work(platform: Platform) -> AsyncIterator[AsyncSession]:
 class Jobs:
     """The Procrastinate app of one process: its tasks, its connector, its worker."""
 
-    def __init__(self, database_url: str, settings: Settings, blueprints: Mapping[str, Blueprint]):
+    def __init__(self, database_url: str, settings: Settings, tasks: Mapping[str, TaskSet]):
         self.settings = settings
         self.connector = PsycopgConnector(
             conninfo=plain_url(database_url),
@@ -171,8 +210,16 @@ class Jobs:
             kwargs={"application_name": "tenantry-jobs"},
         )
         self.app = procrastinate.App(connector=self.connector)
-        for namespace, blueprint in blueprints.items():
-            self.app.add_tasks_from(blueprint, namespace=namespace)
+        for namespace, task_set in tasks.items():
+            for spec in task_set.specs:
+                task = self.app.task(
+                    name=f"{namespace}:{spec.name}",
+                    queue=spec.queue,
+                    retry=spec.retry or False,
+                    pass_context=True,
+                )(spec.func)
+                if spec.cron is not None:
+                    self.app.periodic(cron=spec.cron, periodic_id=spec.name)(task)
         self._open = False
 
     async def open(self) -> None:

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
 from sqlalchemy import Delete, Select, Table, Update, bindparam, delete, func, select, update
+from sqlalchemy.dialects.postgresql import Insert as PgInsert
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -134,6 +136,12 @@ class TenantRepository(_Repository[M]):
 
     def update(self) -> Update:
         return update(self.model).where(self.tenant_filter())
+
+    def insert(self, rows: list[dict[str, Any]]) -> PgInsert:
+        """`INSERT INTO <model>` of `rows`, each with the scope's `tenant_id` (whatever it
+        said): PostgreSQL's insert, so `on_conflict_do_update` is at hand for upserts."""
+        tenant_id = self.scope.tenant_id
+        return pg_insert(self.model).values([{**row, "tenant_id": tenant_id} for row in rows])
 
     def delete(self) -> Delete:
         return delete(self.model).where(self.tenant_filter())

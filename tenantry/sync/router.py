@@ -3,13 +3,23 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from tenantry.authz.dependencies import TenantAdmin
 from tenantry.kit.deps import SessionDep
 from tenantry.kit.errors import problems
 from tenantry.kit.pagination import PageNumber, PerPage
-from tenantry.sync.schemas import SourceCreate, SourceOut, SourcePage, SourcePatch
+from tenantry.sync.schemas import (
+    RunOut,
+    RunPage,
+    RunStatus,
+    SourceCreate,
+    SourceOut,
+    SourcePage,
+    SourcePatch,
+    SyncAccepted,
+    SyncRequest,
+)
 from tenantry.sync.service import SyncService
 
 router = APIRouter(tags=["sync"])
@@ -68,3 +78,56 @@ async def update_sync_source(
     source_id: uuid.UUID, body: SourcePatch, sync: Sync, session: SessionDep, admin: TenantAdmin
 ) -> SourceOut:
     return await sync.update_source(session, admin, source_id, body)
+
+
+@router.post(
+    "/sync",
+    summary="Sync a source now; a source already syncing answers with its run",
+    response_model=SyncAccepted,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=problems(400, 401, 403, 404, 413, 422),
+)
+async def start_sync(
+    body: SyncRequest,
+    request: Request,
+    response: Response,
+    sync: Sync,
+    session: SessionDep,
+    admin: TenantAdmin,
+) -> SyncAccepted:
+    run, created = await sync.trigger(session, admin, body.source_id)
+    status_url = str(request.url_for("get_sync_run", run_id=run.id).path)
+    response.headers["Location"] = status_url
+    return SyncAccepted.model_validate(
+        {"task_id": run.id, "status_url": status_url, "status": run.status, "created": created}
+    )
+
+
+@router.get(
+    "/syncs",
+    summary="Your company's sync runs, newest first (owners and admins)",
+    response_model=RunPage,
+    responses=problems(401, 403, 422),
+)
+async def list_sync_runs(
+    sync: Sync,
+    session: SessionDep,
+    admin: TenantAdmin,
+    page: PageNumber = 1,
+    per_page: PerPage = 20,
+    status_: Annotated[RunStatus | None, Query(alias="status")] = None,
+) -> RunPage:
+    return await sync.runs(session, admin, status=status_, page=page, per_page=per_page)
+
+
+@router.get(
+    "/syncs/{run_id}",
+    summary="One sync run with its progress: pages, records written and failed, errors",
+    response_model=RunOut,
+    responses=problems(401, 403, 404, 422),
+    name="get_sync_run",
+)
+async def get_sync_run(
+    run_id: uuid.UUID, sync: Sync, session: SessionDep, admin: TenantAdmin
+) -> RunOut:
+    return await sync.run(session, admin, run_id)

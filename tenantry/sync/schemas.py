@@ -91,3 +91,50 @@ class SourceOut(BaseModel):
 
 class SourcePage(Page[SourceOut]):
     pass
+
+
+RunStatus = Literal["pending", "running", "succeeded", "failed"]
+
+
+class SyncRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    source_id: uuid.UUID
+
+
+class SyncAccepted(BaseModel):
+    task_id: uuid.UUID = Field(description="The sync run's id")
+    status_url: str = Field(description="Where to follow the run: `GET /api/v1/syncs/{id}`")
+    status: RunStatus
+    created: bool = Field(description="False when a pending or running run of the source exists")
+
+
+class RecordError(BaseModel):
+    page: int
+    external_id: str | None
+    error: str
+
+
+class RunOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    source_id: uuid.UUID
+    status: RunStatus
+    trigger: Literal["manual", "schedule"]
+    pages_done: int
+    next_page: int | None = Field(description="Where the run goes on from (its checkpoint)")
+    records_in: int
+    records_written: int = Field(description="Customers inserted or updated")
+    leads_written: int
+    records_failed: int
+    record_errors: list[RecordError] = Field(description="The first records that failed")
+    error: str | None = Field(description="Why the run failed, or why its last try did")
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_s: float | None = Field(description="From start to finish, once finished")
+
+
+class RunPage(Page[RunOut]):
+    pass

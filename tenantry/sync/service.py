@@ -4,17 +4,39 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
+from croniter import croniter
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.authz.principal import Principal
 from tenantry.kit.errors import Invalid, NotFound
 from tenantry.kit.http import OutboundRefused, check_url
+from tenantry.kit.jobs import unit_of_work
 from tenantry.kit.pagination import offset_of
 from tenantry.kit.platform import Service
-from tenantry.sync.models import SyncSource
-from tenantry.sync.repository import SourceRepository
-from tenantry.sync.schemas import SourceCreate, SourceOut, SourcePage, SourcePatch
+from tenantry.kit.repository import TenantScope
+from tenantry.sync.models import SyncRun, SyncSource
+from tenantry.sync.repository import RunRepository, ScheduledSources, SourceRepository
+from tenantry.sync.schemas import (
+    RunOut,
+    RunPage,
+    SourceCreate,
+    SourceOut,
+    SourcePage,
+    SourcePatch,
+)
+
+# The job that runs a sync (`sync.tasks`), as registered by create_app.
+RUN_SYNC = "sync:run_sync"
+
+
+def run_out(run: SyncRun) -> RunOut:
+    duration = None
+    if run.started_at is not None and run.finished_at is not None:
+        duration = round((run.finished_at - run.started_at).total_seconds(), 3)
+    return RunOut.model_validate({**run.__dict__, "duration_s": duration})
 
 
 class SyncService(Service):
@@ -87,3 +109,88 @@ class SyncService(Service):
         await session.flush()
         await session.refresh(source, ["updated_at"])
         return self._out(source)
+
+    # --- runs ---------------------------------------------------------------------------------
+
+    async def trigger(
+        self, session: AsyncSession, admin: Principal, source_id: uuid.UUID
+    ) -> tuple[SyncRun, bool]:
+        """Start a sync of the source, or find the one pending or running: (run, created)."""
+        source = await self._find(session, admin, source_id)
+        return await self.start_run(session, admin.scope, source.id, trigger="manual")
+
+    async def start_run(
+        self, session: AsyncSession, scope: TenantScope, source_id: uuid.UUID, *, trigger: str
+    ) -> tuple[SyncRun, bool]:
+        """A new pending run with its job, both in the caller's transaction; or the source's
+        active run (a partial unique index keeps it to one, even when two triggers race)."""
+        runs = RunRepository(session, scope)
+        existing = await runs.active_for(source_id)
+        if existing is not None:
+            return existing, False
+        run = SyncRun(
+            source_id=source_id,
+            status="pending",
+            trigger=trigger,
+            next_page=1,
+            pages_done=0,
+            records_in=0,
+            records_written=0,
+            leads_written=0,
+            records_failed=0,
+            record_errors=[],
+        )
+        try:
+            async with session.begin_nested():
+                runs.add(run)
+                await session.flush()
+        except IntegrityError:
+            existing = await runs.active_for(source_id)
+            if existing is None:
+                raise
+            return existing, False
+        jobs = self.platform.jobs
+        run.job_id = await jobs.defer(
+            session,
+            jobs.task(RUN_SYNC),
+            # one sync of a source at a time, whatever the number of workers
+            options={"lock": f"sync-source:{source_id}"},
+            tenant_id=str(scope.tenant_id),
+            run_id=str(run.id),
+        )
+        await session.flush()
+        await session.refresh(run, ["created_at"])
+        return run, True
+
+    async def runs(
+        self,
+        session: AsyncSession,
+        admin: Principal,
+        *,
+        status: str | None,
+        page: int,
+        per_page: int,
+    ) -> RunPage:
+        found, total = await RunRepository(session, admin.scope).page(
+            status=status, offset=offset_of(page, per_page), limit=per_page
+        )
+        return RunPage.of([run_out(r) for r in found], total=total, page=page, per_page=per_page)
+
+    async def run(self, session: AsyncSession, admin: Principal, run_id: uuid.UUID) -> RunOut:
+        found = await RunRepository(session, admin.scope).get(run_id)
+        if found is None:
+            raise NotFound("No such sync run in your company.")
+        return run_out(found)
+
+    async def start_due(self, at: datetime) -> int:
+        """A run for each enabled source whose schedule falls in the minute of `at`; how many
+        were started (a source still syncing keeps its run)."""
+        started = 0
+        async with unit_of_work(self.platform) as session:
+            for tenant_id, source_id, schedule in await ScheduledSources(session).enabled():
+                if croniter.match(schedule, at):
+                    _, created = await self.start_run(
+                        session, TenantScope(tenant_id), source_id, trigger="schedule"
+                    )
+                    started += created
+        return started

@@ -30,10 +30,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 async def jobs(settings: Settings) -> AsyncIterator[Jobs]:
-    """One Jobs for the module (a blueprint is registered once per process)."""
-    made = Jobs(
-        settings.database_url or "", support.job_settings(settings), support.blueprint_map()
-    )
+    """One Jobs for the module."""
+    made = Jobs(settings.database_url or "", support.job_settings(settings), support.task_sets())
     await made.open()
     try:
         yield made
@@ -192,13 +190,16 @@ async def test_the_worker_command_starts_and_stops_gracefully_on_sigterm(
         assert "worker on x, y, 2 at once" in line
 
         async def registered() -> bool:
+            assert process.returncode is None, "the worker exited early"
             return bool(await worker_ids() - before)
 
         await eventually(registered, within_s=30)
         mine = await worker_ids() - before
         process.send_signal(signal.SIGTERM)
         async with asyncio.timeout(20):
-            assert await process.wait() == 0
+            code = await process.wait()
+        rest = (await process.stderr.read()).decode()[-3000:]
+        assert code == 0, rest
         assert not (await worker_ids() & mine)  # unregistered on the way out
     finally:
         if process.returncode is None:

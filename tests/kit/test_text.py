@@ -439,6 +439,8 @@ def _minimal(schema: dict[str, Any]) -> Any:
             return f"p-{uuid.uuid4().hex[:12]}@example.com"
         if schema.get("format") == "uri":  # a public address, known without DNS
             return "https://93.184.215.14/"
+        if schema.get("format") == "uuid":
+            return str(uuid.uuid4())
         return "a" * min(max(schema.get("minLength", 1), 10), schema.get("maxLength", 1000))
     return {"boolean": True, "integer": 1, "number": 1, "array": [], "object": {}}[str(kind)]
 

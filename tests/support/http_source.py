@@ -4,6 +4,7 @@ the test's event loop, with switches for failures, slowness and redirects."""
 from __future__ import annotations
 
 import asyncio
+import random
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,21 +23,30 @@ class Switches:
     fail_status: int = 500
     delay_s: float = 0.0  # before answering, for the next `delay_next` requests
     delay_next: int = 0
+    fail_rate: float = 0.0  # and each request fails with this probability (seeded)
+    fail_from_page: int | None = None  # customer pages from this one on answer 503
     calls: int = 0
     seen: list[Request] = field(default_factory=list)
+    pages: list[int] = field(default_factory=list)  # the customer pages asked for, in order
 
 
 class Source:
-    """`GET /echo` answers `{"ok": true, "call": n}`; `/redirect` answers 302 to `/echo`."""
+    """`GET /echo` answers `{"ok": true, "call": n}`; `/redirect` answers 302 to `/echo`;
+    `GET /customers?page=&per_page=` pages through `records` in the sync contract
+    (`{"items", "next_page"}`), and wants `secret` in `Authorization` when one is set."""
 
-    def __init__(self) -> None:
+    def __init__(self, records: list[dict[str, object]] | None = None, secret: str = "") -> None:
         self.switches = Switches()
+        self.records = records or []
+        self.secret = secret
+        self._random = random.Random(42)
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.app = Starlette(
             routes=[
                 Route("/echo", self._echo, methods=["GET", "POST"]),
                 Route("/redirect", self._redirect),
+                Route("/customers", self._customers),
             ]
         )
 
@@ -50,10 +60,29 @@ class Source:
         if s.fail_next > 0:
             s.fail_next -= 1
             return JSONResponse({"error": "switched on"}, status_code=s.fail_status)
+        if s.fail_rate and self._random.random() < s.fail_rate:
+            return JSONResponse({"error": "unlucky"}, status_code=503)
         return None
 
     async def _echo(self, request: Request) -> Response:
         return await self._gate(request) or JSONResponse({"ok": True, "call": self.switches.calls})
+
+    async def _customers(self, request: Request) -> Response:
+        if self.secret and request.headers.get("authorization") != self.secret:
+            return JSONResponse({"error": "who are you"}, status_code=401)
+        page = int(request.query_params.get("page", "1"))
+        per_page = int(request.query_params.get("per_page", "100"))
+        self.switches.pages.append(page)
+        broken_from = self.switches.fail_from_page
+        if broken_from is not None and page >= broken_from:
+            return JSONResponse({"error": "down"}, status_code=503)
+        failed = await self._gate(request)
+        if failed is not None:
+            return failed
+        start = (page - 1) * per_page
+        items = self.records[start : start + per_page]
+        more = start + per_page < len(self.records)
+        return JSONResponse({"items": items, "next_page": page + 1 if more else None})
 
     async def _redirect(self, request: Request) -> Response:
         return await self._gate(request) or RedirectResponse(self.url + "/echo", status_code=302)
@@ -79,3 +108,21 @@ async def serving(source: Source) -> AsyncIterator[Source]:
     finally:
         server.should_exit = True
         await task
+
+
+def customers(n: int, *, leads_each: int = 1, prefix: str = "c") -> list[dict[str, object]]:
+    """`n` customers in the sync contract, each with `leads_each` leads."""
+    return [
+        {
+            "external_id": f"{prefix}-{i}",
+            "name": f"Customer {i}",
+            "email": f"customer{i}@example.com",
+            "phone": f"+34 600 {i:06d}",
+            "postal_code": f"{28000 + i % 50}",
+            "leads": [
+                {"external_id": f"{prefix}-{i}-lead-{j}", "status": "new", "value": "100.50"}
+                for j in range(leads_each)
+            ],
+        }
+        for i in range(n)
+    ]

@@ -7,23 +7,21 @@ import asyncio
 import sys
 from typing import Any
 
-from procrastinate import Blueprint, JobContext
+from procrastinate import JobContext
 
 from tenantry.config import Settings
 from tenantry.kit.db import Database
-from tenantry.kit.jobs import Backoff, Jobs
+from tenantry.kit.jobs import Backoff, Jobs, TaskSet
 from tenantry.kit.platform import Platform
 
 NAMESPACE = "kit-test"
 QUEUE = "kit-test"
-blueprint = Blueprint()
+tasks = TaskSet()
 # (value, attempt) of every run in this process.
 RUNS: list[tuple[str, int]] = []
 
 
-@blueprint.task(
-    name="note", queue=QUEUE, pass_context=True, retry=Backoff(4, base_s=0.01, cap_s=0.02)
-)
+@tasks.task(name="note", queue=QUEUE, retry=Backoff(4, base_s=0.01, cap_s=0.02))
 async def note(context: JobContext, value: str, failures: int = 0) -> None:
     """Records its run; fails its first `failures` runs."""
     attempt = context.job.attempts
@@ -32,12 +30,7 @@ async def note(context: JobContext, value: str, failures: int = 0) -> None:
         raise RuntimeError(f"failing on purpose ({attempt + 1}/{failures})")
 
 
-@blueprint.task(
-    name="slow_first",
-    queue=QUEUE,
-    pass_context=True,
-    retry=Backoff(3, base_s=0.01, cap_s=0.02),
-)
+@tasks.task(name="slow_first", queue=QUEUE, retry=Backoff(3, base_s=0.01, cap_s=0.02))
 async def slow_first(context: JobContext, value: str) -> None:
     """Hangs on its first run (for a worker to be killed under it), records the next."""
     if context.job.attempts == 0:
@@ -45,8 +38,8 @@ async def slow_first(context: JobContext, value: str) -> None:
     RUNS.append((value, context.job.attempts))
 
 
-def blueprint_map() -> dict[str, Blueprint]:
-    return {NAMESPACE: blueprint}
+def task_sets() -> dict[str, TaskSet]:
+    return {NAMESPACE: tasks}
 
 
 def job_settings(settings: Settings, **overrides: Any) -> Settings:
@@ -63,7 +56,7 @@ def job_settings(settings: Settings, **overrides: Any) -> Settings:
 async def _serve(url: str) -> None:
     settings = job_settings(Settings(_env_file=None, database_url=url))
     db = Database(url, settings)
-    jobs = Jobs(url, settings, blueprint_map())
+    jobs = Jobs(url, settings, task_sets())
     try:
         await jobs.work(Platform.build(settings, db), queues=[QUEUE], name="killable")
     finally:

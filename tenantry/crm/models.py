@@ -1,0 +1,71 @@
+"""A tenant's customers and their leads. Rows imported by a sync keep the source's id for
+them (`source_id`, `external_id`), so a second import updates instead of duplicating."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import (
+    DateTime,
+    ForeignKeyConstraint,
+    Index,
+    Numeric,
+    String,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from tenantry.kit.models import Base, CreatedAtMixin, TenantOwned
+
+
+class Customer(TenantOwned, CreatedAtMixin, Base):
+    __tablename__ = "customers"
+    __table_args__ = (
+        # The upsert's conflict target; NULLs are distinct, so customers made by hand never
+        # conflict with each other.
+        UniqueConstraint("tenant_id", "source_id", "external_id"),
+    )
+
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320))
+    phone: Mapped[str | None] = mapped_column(String(50))
+    postal_code: Mapped[str | None] = mapped_column(String(20))
+    zone_id: Mapped[uuid.UUID | None] = mapped_column()
+    source_id: Mapped[uuid.UUID | None] = mapped_column()
+    external_id: Mapped[str | None] = mapped_column(String(200))
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class Lead(TenantOwned, CreatedAtMixin, Base):
+    __tablename__ = "leads"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "customer_id"],
+            ["customers.tenant_id", "customers.id"],
+            ondelete="CASCADE",
+        ),
+        # NO ACTION: checked at the end of the statement, so a tenant's deletion (cascading
+        # to its users and its leads alike) goes through; users are deactivated, not deleted.
+        ForeignKeyConstraint(["tenant_id", "assigned_user_id"], ["users.tenant_id", "users.id"]),
+        UniqueConstraint("tenant_id", "source_id", "external_id"),
+        # Lists by status, newest first: PostgreSQL reads the index backwards for DESC.
+        Index("ix_leads_tenant_id_status_created_at", "tenant_id", "status", "created_at"),
+        Index("ix_leads_tenant_id_customer_id", "tenant_id", "customer_id"),
+    )
+
+    customer_id: Mapped[uuid.UUID] = mapped_column()
+    status: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(String(32))  # how it came: "manual", "sync", "api"
+    team_id: Mapped[uuid.UUID | None] = mapped_column()
+    assigned_user_id: Mapped[uuid.UUID | None] = mapped_column()
+    value: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    source_id: Mapped[uuid.UUID | None] = mapped_column()
+    external_id: Mapped[str | None] = mapped_column(String(200))
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )

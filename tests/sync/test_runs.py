@@ -1,0 +1,304 @@
+"""Sync runs: started through the API with their job in the same transaction, one at a time per
+source, and the job itself against a real HTTP source on 127.0.0.1: pages imported exactly
+once, faults retried, bad records kept with their errors, a cut-short run resumed from its
+checkpoint."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tenantry.app import JOB_TASKS
+from tenantry.config import Settings
+from tenantry.crm.models import Customer, Lead
+from tenantry.kit.db import Database, session_scope
+from tenantry.kit.http import Outbound, UpstreamError
+from tenantry.kit.jobs import Jobs
+from tenantry.kit.platform import Platform
+from tenantry.kit.repository import TenantScope
+from tenantry.sync.models import SyncRun, SyncSource
+from tenantry.sync.runner import SyncRunner
+from tenantry.sync.service import SyncService
+from tests.support.asserts import assert_problem, queries
+from tests.support.http_source import Source, customers, serving
+from tests.support.world import CommittedWorld, World
+
+SYNC = "/api/v1/sync"
+RUNS = "/api/v1/syncs"
+PUBLIC = "https://93.184.215.14/export"
+
+
+# --- through the API (the test's own transaction) -------------------------------------------
+
+
+async def _source(world: World, headers: dict[str, str], **body: Any) -> str:
+    r = await world.client.post(
+        "/api/v1/sync-sources", json={"name": "src", "base_url": PUBLIC, **body}, headers=headers
+    )
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
+async def _jobs_for(session: AsyncSession, run_id: str) -> int:
+    found = await session.execute(
+        text("SELECT count(*) FROM procrastinate_jobs WHERE args->>'run_id' = :r"), {"r": run_id}
+    )
+    return int(found.scalar_one())
+
+
+async def test_a_sync_is_accepted_with_its_job_and_a_second_finds_the_first(
+    world: World, session: AsyncSession
+) -> None:
+    owner = await world.user(await world.tenant(), "owner")
+    source_id = await _source(world, owner.headers)
+    r = await world.client.post(SYNC, json={"source_id": source_id}, headers=owner.headers)
+    assert r.status_code == 202, r.text
+    accepted = r.json()
+    assert (accepted["status"], accepted["created"]) == ("pending", True)
+    assert accepted["status_url"] == f"{RUNS}/{accepted['task_id']}"
+    assert r.headers["location"] == accepted["status_url"]
+    assert await _jobs_for(session, accepted["task_id"]) == 1  # queued with the run
+
+    again = await world.client.post(SYNC, json={"source_id": source_id}, headers=owner.headers)
+    assert again.status_code == 202
+    assert (again.json()["task_id"], again.json()["created"]) == (accepted["task_id"], False)
+    assert await _jobs_for(session, accepted["task_id"]) == 1  # no pile-up
+
+    run = (await world.client.get(accepted["status_url"], headers=owner.headers)).json()
+    assert (run["status"], run["trigger"], run["next_page"], run["pages_done"]) == (
+        "pending",
+        "manual",
+        1,
+        0,
+    )
+
+
+async def test_runs_are_listed_newest_first_by_status_in_one_query(world: World) -> None:
+    owner = await world.user(await world.tenant(), "owner")
+    first = await _source(world, owner.headers, name="a")
+    second = await _source(world, owner.headers, name="b")
+    for source_id in (first, second):
+        await world.client.post(SYNC, json={"source_id": source_id}, headers=owner.headers)
+    r = await world.client.get(f"{RUNS}?per_page=1", headers=owner.headers)
+    body = r.json()
+    assert (body["total"], body["pages"], body["items"][0]["source_id"]) == (2, 2, second)
+    assert queries(r) == 1
+    r = await world.client.get(f"{RUNS}?status=succeeded", headers=owner.headers)
+    assert r.json()["total"] == 0
+
+
+@pytest.mark.parametrize(
+    "query", ["per_page=0", "per_page=101", "page=-1", "page=0", "status=done"]
+)
+async def test_bad_list_parameters_are_named(world: World, query: str) -> None:
+    owner = await world.user(await world.tenant(), "owner")
+    r = await world.client.get(f"{RUNS}?{query}", headers=owner.headers)
+    problem = assert_problem(r, 422, "validation-error")
+    assert problem["errors"][0]["loc"][0] == "query"
+
+
+async def test_an_unknown_or_foreign_source_or_run_is_not_found(world: World) -> None:
+    owner = await world.user(await world.tenant(), "owner")
+    stranger = await world.user(await world.tenant(), "owner")
+    theirs = await _source(world, stranger.headers)
+    for source_id in (str(uuid.uuid4()), theirs):
+        r = await world.client.post(SYNC, json={"source_id": source_id}, headers=owner.headers)
+        assert_problem(r, 404)
+    assert_problem(await world.client.get(f"{RUNS}/{uuid.uuid4()}", headers=owner.headers), 404)
+    r = await world.client.post(SYNC, json={"source_id": "nope"}, headers=owner.headers)
+    assert_problem(r, 422)
+
+
+# --- the job, against a real source, with real commits ------------------------------------
+
+
+@pytest.fixture
+async def worker(
+    committed_db: Database, settings: Settings
+) -> AsyncIterator[tuple[Platform, Jobs]]:
+    """A worker's platform that may call 127.0.0.1, with the app's job tasks."""
+    quick = settings.model_copy(
+        update={
+            "outbound_allowlist": ["127.0.0.1"],
+            "outbound_retry_initial_s": 0.01,
+            "outbound_retry_max_s": 0.05,
+        }
+    )
+    platform = Platform.build(quick, committed_db)
+    platform.outbound = Outbound(quick)
+    platform.jobs = Jobs(settings.database_url or "", quick, JOB_TASKS)
+    await platform.jobs.open()
+    try:
+        yield platform, platform.jobs
+    finally:
+        await platform.jobs.close()
+        await platform.outbound.aclose()
+
+
+async def _start(
+    committed: CommittedWorld, platform: Platform, source: Source, **fields: Any
+) -> tuple[TenantScope, uuid.UUID, uuid.UUID]:
+    """A committed tenant with a source on `source`, and a pending run of it."""
+    tenant_id = await committed.tenant()
+    scope = TenantScope(tenant_id)
+    async with session_scope(committed.db.sessionmaker) as session:
+        row = SyncSource(
+            tenant_id=tenant_id,
+            name="local",
+            kind="http_json",
+            base_url=source.url + "/customers",
+            auth_header="Authorization",
+            secret_sealed=platform.secrets.seal(source.secret) if source.secret else None,
+            page_size=fields.get("page_size", 100),
+            schedule=fields.get("schedule", "*/5 * * * *"),
+            enabled=fields.get("enabled", True),
+        )
+        session.add(row)
+        await session.flush()
+        run, _ = await platform.service(SyncService).start_run(
+            session, scope, row.id, trigger="manual"
+        )
+        return scope, row.id, run.id
+
+
+async def _run(committed: CommittedWorld, scope: TenantScope, run_id: uuid.UUID) -> SyncRun:
+    async with session_scope(committed.db.sessionmaker) as session:
+        found = await session.get(SyncRun, (scope.tenant_id, run_id))
+        assert found is not None
+        return found
+
+
+async def _counts(committed: CommittedWorld, scope: TenantScope) -> tuple[int, int]:
+    async with session_scope(committed.db.sessionmaker) as session:
+        n_customers = await session.scalar(
+            select(func.count()).select_from(Customer).where(Customer.tenant_id == scope.tenant_id)
+        )
+        n_leads = await session.scalar(
+            select(func.count()).select_from(Lead).where(Lead.tenant_id == scope.tenant_id)
+        )
+    return int(n_customers or 0), int(n_leads or 0)
+
+
+async def test_a_thousand_records_land_exactly_once_even_when_synced_twice(
+    committed: CommittedWorld, worker: tuple[Platform, Jobs]
+) -> None:
+    platform, jobs = worker
+    source = Source(customers(1000), secret="Bearer s3cret")
+    async with serving(source):
+        scope, source_id, run_id = await _start(committed, platform, source)
+        await jobs.work(platform, queues=["sync"], wait=False)  # the queued job, by a worker
+        run = await _run(committed, scope, run_id)
+        assert (run.status, run.pages_done, run.records_in, run.records_written) == (
+            "succeeded",
+            10,
+            1000,
+            1000,
+        )
+        assert (run.leads_written, run.records_failed, run.next_page) == (1000, 0, None)
+        assert run.finished_at is not None and run.error is None
+        assert await _counts(committed, scope) == (1000, 1000)
+
+        async with session_scope(committed.db.sessionmaker) as session:
+            again, created = await platform.service(SyncService).start_run(
+                session, scope, source_id, trigger="manual"
+            )
+        assert created
+        await jobs.work(platform, queues=["sync"], wait=False)
+        assert (await _run(committed, scope, again.id)).status == "succeeded"
+        assert await _counts(committed, scope) == (1000, 1000)  # updated, not duplicated
+
+
+async def test_one_percent_of_failing_source_calls_do_not_fail_the_sync(
+    committed: CommittedWorld, worker: tuple[Platform, Jobs]
+) -> None:
+    platform, _ = worker
+    source = Source(customers(1000, leads_each=0))
+    source.switches.fail_rate = 0.01
+    async with serving(source):
+        scope, _, run_id = await _start(committed, platform, source, page_size=20)
+        assert await SyncRunner(platform, scope, run_id).run(last_try=True) == "succeeded"
+    run = await _run(committed, scope, run_id)
+    assert (run.status, run.records_written, run.pages_done) == ("succeeded", 1000, 50)
+    assert len(source.switches.pages) > 50  # some pages were asked for again
+
+
+async def test_bad_records_are_kept_with_their_errors_and_the_rest_is_written(
+    committed: CommittedWorld, worker: tuple[Platform, Jobs]
+) -> None:
+    platform, _ = worker
+    records = customers(10)
+    records[2] = {"external_id": "c-2", "email": "no-name@example.com"}  # no name
+    records[5]["name"] = ["not", "a", "string"]
+    records[7]["leads"] = [{"external_id": "x", "status": "bogus", "value": "1"}]
+    source = Source(records)
+    async with serving(source):
+        scope, _, run_id = await _start(committed, platform, source, page_size=4)
+        assert await SyncRunner(platform, scope, run_id).run(last_try=True) == "succeeded"
+    run = await _run(committed, scope, run_id)
+    assert (run.records_in, run.records_written, run.records_failed) == (10, 7, 3)
+    errors = {e["external_id"]: e for e in run.record_errors}
+    assert set(errors) == {"c-2", "c-5", "c-7"}
+    assert errors["c-2"]["error"].startswith("name:") and errors["c-2"]["page"] == 1
+    assert "not one of the company's statuses" in errors["c-7"]["error"]
+
+
+async def test_a_run_cut_short_resumes_from_its_checkpoint_and_fails_on_its_last_try(
+    committed: CommittedWorld, worker: tuple[Platform, Jobs]
+) -> None:
+    platform, _ = worker
+    source = Source(customers(100, leads_each=0))
+    source.switches.fail_from_page = 4  # pages 1-3 go through, then the source is down
+    async with serving(source):
+        scope, _, run_id = await _start(committed, platform, source, page_size=10)
+        runner = SyncRunner(platform, scope, run_id)
+        with pytest.raises(UpstreamError, match="503"):
+            await runner.run(last_try=False)  # the job's try fails; the job is retried
+        run = await _run(committed, scope, run_id)
+        assert (run.status, run.next_page, run.pages_done) == ("running", 4, 3)
+        assert run.error and "503" in run.error and run.finished_at is None
+        assert await _counts(committed, scope) == (30, 0)
+
+        source.switches.fail_from_page = None  # back up: the retry goes on from page 4
+        source.switches.pages.clear()
+        assert await runner.run(last_try=False) == "succeeded"
+        assert source.switches.pages == list(range(4, 11))
+        run = await _run(committed, scope, run_id)
+        assert (run.status, run.records_written, run.error) == ("succeeded", 100, None)
+
+        source.switches.fail_from_page = 1
+        scope2, _, run2 = await _start(committed, platform, source, page_size=10)
+        with pytest.raises(UpstreamError):
+            await SyncRunner(platform, scope2, run2).run(last_try=True)
+    failed = await _run(committed, scope2, run2)
+    assert failed.status == "failed" and failed.error and failed.finished_at is not None
+
+
+async def test_due_sources_get_a_run_and_disabled_ones_do_not(
+    committed: CommittedWorld, worker: tuple[Platform, Jobs]
+) -> None:
+    platform, _ = worker
+    source = Source()
+    every_minute, _, first_run = await _start(committed, platform, source, schedule="* * * * *")
+    async with session_scope(committed.db.sessionmaker) as session:
+        run = await session.get(SyncRun, (every_minute.tenant_id, first_run))
+        assert run is not None
+        run.status = "succeeded"  # the first is done: the next minute starts another
+    disabled, _, _ = await _start(committed, platform, source, schedule="* * * * *", enabled=False)
+    started = await platform.service(SyncService).start_due(datetime.now(UTC))
+    assert started >= 1
+    async with session_scope(committed.db.sessionmaker) as session:
+        runs = (
+            await session.execute(
+                select(SyncRun.tenant_id, SyncRun.trigger).where(
+                    SyncRun.tenant_id.in_([every_minute.tenant_id, disabled.tenant_id])
+                )
+            )
+        ).all()
+    scheduled = [t for t, trigger in runs if trigger == "schedule"]
+    assert scheduled == [every_minute.tenant_id]
