@@ -45,6 +45,8 @@ from tenantry.sync import tasks as sync_tasks
 from tenantry.sync.router import router as sync_router
 from tenantry.tenants.router import router as tenants_router
 from tenantry.users.router import router as users_router
+from tenantry.webhooks import tasks as webhook_tasks
+from tenantry.webhooks.router import router as webhooks_router
 
 API_PREFIX = "/api/v1"
 # Every domain's API routes, served under API_PREFIX in this order.
@@ -54,10 +56,15 @@ API_ROUTERS = (
     tenants_router,
     api_keys_router,
     sync_router,
+    webhooks_router,
     admin_router,
 )
 # Every domain's background tasks (`kit.jobs`), registered as `<namespace>:<task>`.
-JOB_TASKS = {"kit": jobs_kit.maintenance, "sync": sync_tasks.tasks}
+JOB_TASKS = {
+    "kit": jobs_kit.maintenance,
+    "sync": sync_tasks.tasks,
+    "webhooks": webhook_tasks.tasks,
+}
 # Probes and the scraper are never rate limited.
 UNLIMITED_PATHS = ("/healthz", "/readyz", "/metrics")
 

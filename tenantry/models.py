@@ -7,6 +7,7 @@ from tenantry.kit.state import StateEntry
 from tenantry.sync.models import SyncRun, SyncSource
 from tenantry.tenants.models import Tenant, TenantSettings
 from tenantry.users.models import User
+from tenantry.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "ApiKey",
@@ -19,4 +20,7 @@ __all__ = [
     "Tenant",
     "TenantSettings",
     "User",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

@@ -146,12 +146,19 @@ class Outbound:
         await self.client.aclose()
 
     async def request(
-        self, method: str, url: str, *, attempts: int = 3, **kwargs: Any
+        self,
+        method: str,
+        url: str,
+        *,
+        attempts: int = 3,
+        circuit: str | None = None,
+        **kwargs: Any,
     ) -> httpx.Response:
         """One call, tried up to `attempts` times; the last 5xx answer comes back as
         `UpstreamError`, an open circuit as `CircuitOpen`, a refused address as
-        `httpx_secure.SSRFProtectionError`."""
-        host = httpx.URL(url).host
+        `httpx_secure.SSRFProtectionError`. The circuit is the host's unless `circuit` names
+        another (a webhook endpoint has its own)."""
+        host = circuit or httpx.URL(url).host
         retrying = AsyncRetrying(
             stop=stop_after_attempt(attempts),
             # initial * 2**n, plus up to `initial` of jitter, at most `max`

@@ -65,6 +65,8 @@ __all__ = [
     "Backoff",
     "JobContext",
     "Jobs",
+    "Planned",
+    "RetryIn",
     "Schedule",
     "TaskSet",
     "platform_of",
@@ -178,6 +180,33 @@ async def prune_finished_jobs(context: JobContext, timestamp: int) -> None:
     stay, to be looked at)."""
     hours = platform_of(context).settings.jobs_keep_hours
     await context.app.job_manager.delete_old_jobs(nb_hours=hours)
+
+
+class RetryIn(Exception):
+    """Raised by a task that knows when it should run again (a webhook's next slot on its
+    schedule, a 429's Retry-After); `Planned` retries it then."""
+
+    def __init__(self, seconds: float, reason: str) -> None:
+        super().__init__(f"{reason}; again in {seconds:g} s")
+        self.seconds, self.reason = max(0.0, seconds), reason
+
+
+class Planned(BaseRetryStrategy):
+    """Retries a `RetryIn` when it says; anything else (a bug, the database away) by
+    `fallback`, if any."""
+
+    def __init__(self, fallback: BaseRetryStrategy | None = None) -> None:
+        self.fallback = fallback
+
+    def get_retry_decision(self, *, exception: BaseException, job: Job) -> RetryDecision | None:
+        if isinstance(exception, RetryIn):
+            return RetryDecision(retry_at=_after(exception.seconds))
+        if self.fallback is None:
+            return None
+        decision: RetryDecision | None = self.fallback.get_retry_decision(
+            exception=exception, job=job
+        )
+        return decision
 
 
 def _after(seconds: float) -> datetime:

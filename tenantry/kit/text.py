@@ -33,6 +33,7 @@ from pydantic import (
     EmailStr,
     StringConstraints,
     ValidatorFunctionWrapHandler,
+    WithJsonSchema,
     WrapValidator,
 )
 from pydantic_core import PydanticCustomError
@@ -92,6 +93,23 @@ def text(
 
 
 Text = Annotated[str, text()]
+
+# An http(s) URL (where it may point is `kit.http.check_url`'s to say).
+_URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://"
+Url = Annotated[
+    str,
+    text(min_length=8, max_length=2048, pattern=_URL_PATTERN),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "uri",
+            "pattern": _URL_PATTERN,
+            "minLength": 8,
+            "maxLength": 2048,
+        }
+    ),
+]
+
 Email = Annotated[EmailStr, _STORABLE]
 
 

@@ -12,7 +12,8 @@ page after its last committed one. A record that does not fit the contract (a mi
 wrong type, a lead status the tenant does not use) is counted and kept with its error, and the
 run goes on. A page that cannot be read (the source down past the outbound retries, its
 circuit open, not JSON) fails the job's try: the job is retried with backoff from the
-checkpoint, and the run fails, with the error, only when its last try does.
+checkpoint, and the run fails, with the error, only when its last try does. A finished run
+emits `sync.completed` to the company's webhooks.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from tenantry.kit.repository import TenantScope
 from tenantry.sync.models import SyncRun, SyncSource
 from tenantry.sync.repository import RunRepository, SourceRepository
 from tenantry.tenants.service import TenantsService
+from tenantry.webhooks.service import WebhooksService
 
 log = get_logger("tenantry.sync")
 
@@ -187,6 +189,22 @@ class SyncRunner:
             run.status = "succeeded"
             run.error = None
             run.finished_at = datetime.now(UTC)
+            # told to the subscribed endpoints in the transaction that finishes the run
+            await self.platform.service(WebhooksService).emit(
+                session,
+                self.scope,
+                "sync.completed",
+                {
+                    "run_id": str(run.id),
+                    "source_id": str(run.source_id),
+                    "pages": run.pages_done,
+                    "records_in": run.records_in,
+                    "records_written": run.records_written,
+                    "leads_written": run.leads_written,
+                    "records_failed": run.records_failed,
+                    "finished_at": run.finished_at.isoformat(),
+                },
+            )
             log.info(
                 "sync finished",
                 run_id=str(run.id),

@@ -5,10 +5,10 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from croniter import croniter
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from tenantry.kit.pagination import Page
-from tenantry.kit.text import text
+from tenantry.kit.text import Url, text
 
 Kind = Literal["http_json"]
 DEFAULT_SCHEDULE = "*/5 * * * *"
@@ -21,20 +21,6 @@ def _cron(value: str) -> str:
 
 
 Cron = Annotated[str, text(min_length=9, max_length=100), AfterValidator(_cron)]
-_URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://"
-Url = Annotated[
-    str,
-    text(min_length=8, max_length=2048, pattern=_URL_PATTERN),
-    WithJsonSchema(
-        {
-            "type": "string",
-            "format": "uri",
-            "pattern": _URL_PATTERN,
-            "minLength": 8,
-            "maxLength": 2048,
-        }
-    ),
-]
 HeaderName = Annotated[
     str, text(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9-]*$")
 ]

@@ -442,6 +442,8 @@ def _minimal(schema: dict[str, Any]) -> Any:
         if schema.get("format") == "uuid":
             return str(uuid.uuid4())
         return "a" * min(max(schema.get("minLength", 1), 10), schema.get("maxLength", 1000))
+    if kind == "array" and schema.get("minItems", 0) > 0:
+        return [_minimal(schema["items"])]
     return {"boolean": True, "integer": 1, "number": 1, "array": [], "object": {}}[str(kind)]
 
 

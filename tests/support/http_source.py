@@ -11,6 +11,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import uvicorn
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -25,6 +27,7 @@ class Switches:
     delay_next: int = 0
     fail_rate: float = 0.0  # and each request fails with this probability (seeded)
     fail_from_page: int | None = None  # customer pages from this one on answer 503
+    retry_after: str | None = None  # sent with a switched-on failure of /hook
     calls: int = 0
     seen: list[Request] = field(default_factory=list)
     pages: list[int] = field(default_factory=list)  # the customer pages asked for, in order
@@ -35,10 +38,18 @@ class Source:
     `GET /customers?page=&per_page=` pages through `records` in the sync contract
     (`{"items", "next_page"}`), and wants `secret` in `Authorization` when one is set."""
 
-    def __init__(self, records: list[dict[str, object]] | None = None, secret: str = "") -> None:
+    def __init__(
+        self,
+        records: list[dict[str, object]] | None = None,
+        secret: str = "",
+        webhook_secret: str = "",
+    ) -> None:
         self.switches = Switches()
         self.records = records or []
         self.secret = secret
+        self.webhook_secret = webhook_secret
+        # `POST /hook`: (headers, body, verified payload or None) of each webhook received
+        self.received: list[tuple[dict[str, str], bytes, object]] = []
         self._random = random.Random(42)
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -47,6 +58,7 @@ class Source:
                 Route("/echo", self._echo, methods=["GET", "POST"]),
                 Route("/redirect", self._redirect),
                 Route("/customers", self._customers),
+                Route("/hook", self._hook, methods=["POST"]),
             ]
         )
 
@@ -83,6 +95,23 @@ class Source:
         items = self.records[start : start + per_page]
         more = start + per_page < len(self.records)
         return JSONResponse({"items": items, "next_page": page + 1 if more else None})
+
+    async def _hook(self, request: Request) -> Response:
+        """A webhook receiver that checks signatures with the stock Standard Webhooks
+        verifier; 400 when one does not verify."""
+        body = await request.body()
+        headers = dict(request.headers)
+        try:
+            payload = Webhook(self.webhook_secret).verify(body, headers)
+        except WebhookVerificationError:
+            payload = None
+        self.received.append((headers, body, payload))
+        failed = await self._gate(request)
+        if failed is not None:
+            if self.switches.retry_after is not None:
+                failed.headers["retry-after"] = self.switches.retry_after
+            return failed
+        return JSONResponse({"ok": payload is not None}, status_code=200 if payload else 400)
 
     async def _redirect(self, request: Request) -> Response:
         return await self._gate(request) or RedirectResponse(self.url + "/echo", status_code=302)

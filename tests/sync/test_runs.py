@@ -25,6 +25,8 @@ from tenantry.kit.repository import TenantScope
 from tenantry.sync.models import SyncRun, SyncSource
 from tenantry.sync.runner import SyncRunner
 from tenantry.sync.service import SyncService
+from tenantry.webhooks.models import WebhookDelivery, WebhookEndpoint
+from tenantry.webhooks.service import new_secret
 from tests.support.asserts import assert_problem, queries
 from tests.support.http_source import Source, customers, serving
 from tests.support.world import CommittedWorld, World
@@ -239,9 +241,27 @@ async def test_bad_records_are_kept_with_their_errors_and_the_rest_is_written(
     source = Source(records)
     async with serving(source):
         scope, _, run_id = await _start(committed, platform, source, page_size=4)
+        async with session_scope(committed.db.sessionmaker) as session:
+            session.add(
+                WebhookEndpoint(
+                    tenant_id=scope.tenant_id,
+                    url=source.url + "/hook",
+                    secret_sealed=platform.secrets.seal(new_secret()),
+                    events=["sync.completed"],
+                    enabled=True,
+                )
+            )
         assert await SyncRunner(platform, scope, run_id).run(last_try=True) == "succeeded"
     run = await _run(committed, scope, run_id)
     assert (run.records_in, run.records_written, run.records_failed) == (10, 7, 3)
+    async with session_scope(committed.db.sessionmaker) as session:
+        [event] = (
+            await session.execute(
+                select(WebhookDelivery).where(WebhookDelivery.tenant_id == scope.tenant_id)
+            )
+        ).scalars()
+    assert event.event_type == "sync.completed"  # told in the run's last transaction
+    assert event.payload["data"]["records_written"] == 7
     errors = {e["external_id"]: e for e in run.record_errors}
     assert set(errors) == {"c-2", "c-5", "c-7"}
     assert errors["c-2"]["error"].startswith("name:") and errors["c-2"]["page"] == 1

@@ -1,0 +1,156 @@
+"""Webhook endpoints, events and deliveries.
+
+`emit` is how a domain tells the outside world: in the caller's transaction it writes one
+delivery per subscribed endpoint and queues its job, so an event exists exactly when the change
+it reports does. Each delivery is signed by the Standard Webhooks scheme and retried on Svix's
+schedule (`webhooks.delivery`).
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tenantry.authz.principal import Principal
+from tenantry.kit.errors import Conflict, Invalid, NotFound
+from tenantry.kit.http import OutboundRefused, check_url
+from tenantry.kit.pagination import offset_of
+from tenantry.kit.platform import Service
+from tenantry.kit.repository import TenantScope
+from tenantry.webhooks.models import WebhookDelivery, WebhookEndpoint
+from tenantry.webhooks.repository import (
+    AttemptRepository,
+    DeliveryRepository,
+    EndpointRepository,
+)
+from tenantry.webhooks.schemas import (
+    AttemptOut,
+    DeliveryOut,
+    DeliveryPage,
+    EndpointCreate,
+    EndpointCreated,
+    EndpointOut,
+    EndpointPage,
+)
+
+DELIVER = "webhooks:deliver"
+
+
+def new_secret() -> str:
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+class WebhooksService(Service):
+    async def create_endpoint(
+        self, session: AsyncSession, admin: Principal, body: EndpointCreate
+    ) -> EndpointCreated:
+        try:
+            url = await check_url(body.url, self.platform.settings.outbound_allowlist)
+        except OutboundRefused as exc:
+            raise Invalid(("body", "url"), str(exc), "url_refused") from None
+        secret = body.secret or new_secret()
+        endpoint = WebhookEndpoint(
+            url=url,
+            secret_sealed=self.platform.secrets.seal(secret),
+            events=list(body.events),
+            enabled=True,
+        )
+        EndpointRepository(session, admin.scope).add(endpoint)
+        await session.flush()
+        await session.refresh(endpoint, ["created_at"])
+        out = EndpointOut.model_validate(endpoint)
+        return EndpointCreated(**out.model_dump(), secret=secret)
+
+    async def endpoints(
+        self, session: AsyncSession, admin: Principal, *, page: int, per_page: int
+    ) -> EndpointPage:
+        found, total = await EndpointRepository(session, admin.scope).entity_page(
+            offset=offset_of(page, per_page), limit=per_page
+        )
+        items = [EndpointOut.model_validate(e) for e in found]
+        return EndpointPage.of(items, total=total, page=page, per_page=per_page)
+
+    async def delete_endpoint(
+        self, session: AsyncSession, admin: Principal, endpoint_id: uuid.UUID
+    ) -> None:
+        if not await EndpointRepository(session, admin.scope).remove(endpoint_id):
+            raise NotFound("No such webhook endpoint in your company.")
+
+    async def emit(
+        self, session: AsyncSession, scope: TenantScope, event_type: str, data: dict[str, Any]
+    ) -> int:
+        """The event, to every enabled endpoint subscribed to its type, in the caller's
+        transaction; how many deliveries."""
+        endpoints = await EndpointRepository(session, scope).subscribed(event_type)
+        payload = {"type": event_type, "timestamp": datetime.now(UTC).isoformat(), "data": data}
+        deliveries = DeliveryRepository(session, scope)
+        for endpoint in endpoints:
+            delivery = WebhookDelivery(
+                endpoint_id=endpoint.id,
+                event_type=event_type,
+                message_id=f"msg_{uuid.uuid4().hex}",
+                payload=payload,
+                status="pending",
+                attempts=0,
+                next_attempt_at=datetime.now(UTC),
+            )
+            deliveries.add(delivery)
+            await session.flush()
+            await self._queue(session, scope, delivery, manual=False)
+        return len(endpoints)
+
+    async def _queue(
+        self, session: AsyncSession, scope: TenantScope, delivery: WebhookDelivery, *, manual: bool
+    ) -> None:
+        jobs = self.platform.jobs
+        delivery.job_id = await jobs.defer(
+            session,
+            jobs.task(DELIVER),
+            tenant_id=str(scope.tenant_id),
+            delivery_id=str(delivery.id),
+            manual=manual,
+        )
+
+    async def deliveries(
+        self,
+        session: AsyncSession,
+        admin: Principal,
+        *,
+        status: str | None,
+        page: int,
+        per_page: int,
+    ) -> DeliveryPage:
+        """A page of deliveries with every attempt of each: two statements."""
+        found, total = await DeliveryRepository(session, admin.scope).page(
+            status=status, offset=offset_of(page, per_page), limit=per_page
+        )
+        attempts = await AttemptRepository(session, admin.scope).for_deliveries(
+            [d.id for d in found]
+        )
+        items = [self._delivery_out(d, attempts.get(d.id, [])) for d in found]
+        return DeliveryPage.of(items, total=total, page=page, per_page=per_page)
+
+    def _delivery_out(self, delivery: WebhookDelivery, attempts: list[Any]) -> DeliveryOut:
+        log = [AttemptOut.model_validate(a) for a in attempts]
+        return DeliveryOut.model_validate({**delivery.__dict__, "attempt_log": log})
+
+    async def retry(
+        self, session: AsyncSession, admin: Principal, delivery_id: uuid.UUID
+    ) -> DeliveryOut:
+        """Send a failed delivery again, once, with the same `webhook-id`."""
+        delivery = await DeliveryRepository(session, admin.scope).get(delivery_id)
+        if delivery is None:
+            raise NotFound("No such webhook delivery in your company.")
+        if delivery.status != "failed":
+            raise Conflict(f"Only a failed delivery can be retried; this one is {delivery.status}.")
+        delivery.status = "pending"
+        delivery.next_attempt_at = datetime.now(UTC)
+        await self._queue(session, admin.scope, delivery, manual=True)
+        await session.flush()
+        attempts = await AttemptRepository(session, admin.scope).for_deliveries([delivery.id])
+        return self._delivery_out(delivery, attempts.get(delivery.id, []))
