@@ -122,6 +122,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         work.append(api_keys.flush_usage_forever())
         platform.jobs = app.state.jobs = jobs_kit.Jobs(platform.db.url, settings, JOB_TASKS)
         await platform.jobs.open()
+        work.append(platform.jobs.report_forever())
         if settings.worker_in_process:  # embedded: the jobs run here (`tenantry worker` else)
             work.append(platform.jobs.work(platform, name="in-process"))
         background = [asyncio.create_task(w) for w in work]

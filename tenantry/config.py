@@ -142,6 +142,7 @@ class Settings(BaseSettings):
     jobs_stalled_after_s: float = Field(30, gt=0)  # a worker silent this long is dead
     jobs_sweep_interval_s: float = Field(5, gt=0)  # how often its jobs are looked for
     jobs_keep_hours: int = Field(168, ge=1)  # succeeded jobs are deleted after this
+    jobs_stats_interval_s: float = Field(15, gt=0)  # queue sizes for /metrics, read this often
 
     # Outbound HTTP to tenant-given URLs (`kit.http`): sync sources, webhook endpoints.
     # Hosts (names or addresses, comma-separated) exempt from the public-address rule.

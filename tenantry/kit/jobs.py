@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -51,6 +52,7 @@ from procrastinate.retry import BaseRetryStrategy
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.config import Settings
+from tenantry.kit import metrics
 from tenantry.kit.context import record_statement
 from tenantry.kit.db import plain_url, session_scope
 from tenantry.kit.logging import get_logger
@@ -329,11 +331,47 @@ class Jobs:
                 update_heartbeat_interval=self.settings.jobs_heartbeat_s,
                 stalled_worker_timeout=self.settings.jobs_stalled_after_s,
                 listen_notify=True,
+                worker_middleware=[_observe],
             )
         finally:
             if sweep is not None:
                 sweep.cancel()
                 await asyncio.gather(sweep, return_exceptions=True)
+
+    async def queue_stats(self) -> tuple[dict[tuple[str, str], int], dict[str, float]]:
+        """Jobs waiting or running by (queue, status), and the age in seconds of the oldest
+        job waiting in each queue."""
+        connector = self.app.job_manager.connector
+        counts = await connector.execute_query_all_async(
+            "SELECT queue_name, status::text AS status, count(*) AS n FROM procrastinate_jobs"
+            " WHERE status IN ('todo', 'doing') GROUP BY queue_name, status"
+        )
+        ages = await connector.execute_query_all_async(
+            "SELECT j.queue_name, extract(epoch FROM now() - min(e.at)) AS age"
+            " FROM procrastinate_jobs j JOIN procrastinate_events e"
+            " ON e.job_id = j.id AND e.type = 'deferred'"
+            " WHERE j.status = 'todo' AND (j.scheduled_at IS NULL OR j.scheduled_at <= now())"
+            " GROUP BY j.queue_name"
+        )
+        waiting = {(r["queue_name"], r["status"]): int(r["n"]) for r in counts}
+        oldest = {r["queue_name"]: float(r["age"] or 0) for r in ages}
+        return waiting, oldest
+
+    async def report_forever(self) -> None:
+        """Keep the queue gauges of `/metrics` fresh (`kit.metrics.record_queues`)."""
+        seen: set[tuple[str, str]] = set()
+        while True:
+            try:
+                waiting, oldest = await self.queue_stats()
+                for gone in seen - set(waiting):  # emptied since: say 0, not the last count
+                    waiting[gone] = 0
+                seen = set(waiting)
+                for queue, _ in seen:
+                    oldest.setdefault(queue, 0.0)
+                metrics.record_queues(waiting, oldest)
+            except Exception as exc:  # the database away for a moment: next round
+                log.warning("job queue stats failed", error=type(exc).__name__)
+            await asyncio.sleep(self.settings.jobs_stats_interval_s)
 
     async def sweep_stalled(self) -> int:
         """Put back in the queue the jobs left `doing` by a worker whose heartbeat stopped;
@@ -360,6 +398,24 @@ class Jobs:
                 await self.sweep_stalled()
             except Exception as exc:  # the database away for a moment: next round
                 log.warning("stalled-job sweep failed", error=type(exc).__name__)
+
+
+async def _observe(call_next: Any, context: JobContext, worker: Any) -> Any:
+    """Worker middleware: each job run's duration and outcome in `/metrics`, and a log line
+    naming the task and job (the task adds its tenant and run ids)."""
+    job = context.job
+    started = time.monotonic()
+    try:
+        result = await call_next()
+    except BaseException as exc:
+        task = context.task
+        retried = task is not None and task.get_retry_exception(exception=exc, job=job)
+        outcome = "retried" if retried else "failed"
+        metrics.record_job(job.task_name, outcome, time.monotonic() - started)
+        log.warning("job " + outcome, task=job.task_name, job_id=job.id, error=type(exc).__name__)
+        raise
+    metrics.record_job(job.task_name, "succeeded", time.monotonic() - started)
+    return result
 
 
 def _queueing_lock_clash(exc: BaseException) -> bool:

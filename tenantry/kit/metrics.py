@@ -12,7 +12,8 @@ variable must be set before this module is imported, which is why the CLI sets i
 workers are fresh processes.
 
 Hooks for the rest of the code: `record_cache(cache, hit)`, `record_cache_eviction(cache)`,
-`record_job(task, outcome)`; `instrument_pool(engine, name)` for connection pools.
+`record_job(task, outcome, seconds)`, `record_queues(...)`, `record_event(kind, outcome)`;
+`instrument_pool(engine, name)` for connection pools.
 """
 
 from __future__ import annotations
@@ -96,7 +97,33 @@ CACHE_EVICTIONS = Counter(
     "tenantry_cache_evictions", "Entries evicted to keep a cache in bounds.", ["cache"]
 )
 JOBS = Counter(
-    "tenantry_jobs", "Background jobs finished, by task and outcome.", ["task", "outcome"]
+    "tenantry_jobs",
+    "Background job runs ended, by task and outcome (succeeded, retried, failed).",
+    ["task", "outcome"],
+)
+JOB_DURATION = Histogram(
+    "tenantry_job_duration_seconds",
+    "How long a background job ran, by task.",
+    ["task"],
+    buckets=(0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800),
+)
+JOBS_WAITING = Gauge(
+    "tenantry_jobs_waiting",
+    "Background jobs by queue and status (todo, doing), read every JOBS_STATS_INTERVAL_S.",
+    ["queue", "status"],
+    multiprocess_mode="max",
+)
+JOBS_OLDEST_AGE = Gauge(
+    "tenantry_jobs_oldest_queued_age_seconds",
+    "Age of the oldest job waiting in each queue (0 when none waits).",
+    ["queue"],
+    multiprocess_mode="max",
+)
+DOMAIN_EVENTS = Counter(
+    "tenantry_domain_events",
+    "What the domains' background work did: sync runs and records, webhook tries, by kind"
+    " and outcome.",
+    ["kind", "outcome"],
 )
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -226,12 +253,29 @@ def record_cache_eviction(cache: str, count: int = 1) -> None:
     child.inc(count)
 
 
-def record_job(task: str, outcome: str) -> None:
-    """A background job ended: `outcome` is succeeded, failed, retried, cancelled ..."""
+def record_job(task: str, outcome: str, seconds: float | None = None) -> None:
+    """A background job's run ended: `outcome` is succeeded, retried or failed."""
     child = _job_children.get((task, outcome))
     if child is None:
         child = _job_children[task, outcome] = JOBS.labels(task, outcome)
     child.inc()
+    if seconds is not None:
+        JOB_DURATION.labels(task).observe(seconds)
+
+
+def record_queues(waiting: dict[tuple[str, str], int], oldest: dict[str, float]) -> None:
+    """The job queues as last read: counts by (queue, status), oldest waiting age by queue."""
+    for (queue, status), count in waiting.items():
+        JOBS_WAITING.labels(queue, status).set(count)
+    for queue, age in oldest.items():
+        JOBS_OLDEST_AGE.labels(queue).set(age)
+
+
+def record_event(kind: str, outcome: str, amount: int = 1) -> None:
+    """Background work done: ("sync_run", "succeeded"), ("sync_records", "written", 100),
+    ("webhook_try", "retried") ..."""
+    if amount:
+        DOMAIN_EVENTS.labels(kind, outcome).inc(amount)
 
 
 _pools: weakref.WeakSet[Any] = weakref.WeakSet()

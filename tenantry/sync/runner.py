@@ -27,6 +27,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from tenantry.crm.schemas import ImportedCustomer
 from tenantry.crm.service import CrmService
+from tenantry.kit import metrics
 from tenantry.kit.http import CircuitOpen, UpstreamError
 from tenantry.kit.jobs import unit_of_work
 from tenantry.kit.logging import get_logger
@@ -122,7 +123,12 @@ class SyncRunner:
                 return None
             run.status = "running"
             run.started_at = run.started_at or datetime.now(UTC)
-            log.info("sync started", run_id=str(run.id), page=run.next_page)
+            log.info(
+                "sync started",
+                tenant_id=str(self.scope.tenant_id),
+                run_id=str(run.id),
+                page=run.next_page,
+            )
             return source, run.next_page
 
     async def _statuses(self) -> set[str]:
@@ -173,6 +179,8 @@ class SyncRunner:
             run.records_written += imported.customers
             run.leads_written += imported.leads
             run.records_failed += len(bad)
+            metrics.record_event("sync_records", "written", imported.customers)
+            metrics.record_event("sync_records", "failed", len(bad))
             room = MAX_RECORD_ERRORS - len(run.record_errors)
             if bad and room > 0:
                 run.record_errors = [*run.record_errors, *bad[:room]]
@@ -205,8 +213,10 @@ class SyncRunner:
                     "finished_at": run.finished_at.isoformat(),
                 },
             )
+            metrics.record_event("sync_run", "succeeded")
             log.info(
                 "sync finished",
+                tenant_id=str(self.scope.tenant_id),
                 run_id=str(run.id),
                 pages=run.pages_done,
                 written=run.records_written,
@@ -220,4 +230,11 @@ class SyncRunner:
             if final:
                 run.status = "failed"
                 run.finished_at = datetime.now(UTC)
-            log.warning("sync page failed", run_id=str(run.id), error=error, final=final)
+            metrics.record_event("sync_run", "failed" if final else "retried")
+            log.warning(
+                "sync page failed",
+                tenant_id=str(self.scope.tenant_id),
+                run_id=str(run.id),
+                error=error,
+                final=final,
+            )

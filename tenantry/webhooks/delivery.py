@@ -25,6 +25,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 from standardwebhooks import Webhook
 
+from tenantry.kit import metrics
 from tenantry.kit.http import CircuitOpen, UpstreamError
 from tenantry.kit.jobs import RetryIn, Schedule, unit_of_work
 from tenantry.kit.logging import get_logger
@@ -167,7 +168,16 @@ class Deliverer:
             elif retry_in is not None:
                 delivery.next_attempt_at = datetime.now(UTC) + timedelta(seconds=retry_in)
             status = delivery.status
-        log.info("webhook try", delivery_id=str(self.delivery_id), number=number, status=status)
+        outcome = "retried" if retry_in is not None else status
+        metrics.record_event("webhook_try", outcome)
+        log.info(
+            "webhook try",
+            tenant_id=str(self.scope.tenant_id),
+            delivery_id=str(self.delivery_id),
+            number=number,
+            status_code=status_code,
+            outcome=outcome,
+        )
         if retry_in is not None:
             raise RetryIn(retry_in, error or "failed")
         return status
