@@ -1,4 +1,4 @@
-"""`tenantry serve | worker | migrate | seed | bench`."""
+"""`tenantry serve | worker | sync | migrate | seed | bench`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import signal
 import sys
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -199,6 +199,92 @@ async def _work(settings: Settings, concurrency: int | None, queues: list[str] |
             name=f"worker-{os.getpid()}",
             install_signal_handlers=True,
         )
+
+
+@cli.command()
+def sync(
+    source_id: Annotated[str, typer.Argument(help="The sync source's id")],
+) -> None:
+    """Sync one source now, in the foreground, with a progress bar (its run is recorded like
+    any other; a source already syncing is followed instead)."""
+    import uuid
+
+    try:
+        parsed = uuid.UUID(source_id)
+    except ValueError:
+        console.print(f"[red]{source_id!r} is not a source id (a UUID).")
+        raise typer.Exit(2) from None
+    settings = get_settings()
+    if settings.embedded:
+        url = _database_url()
+        settings = settings.model_copy(update={"embedded_database_url": url})
+    settings = settings.model_copy(update={"jobs_in_process": False})
+    status = asyncio.run(_sync(settings, parsed))
+    if status != "succeeded":
+        raise typer.Exit(1)
+
+
+async def _sync(settings: Settings, source_id: Any) -> str:
+    from tenantry.app import create_app
+    from tenantry.kit.jobs import unit_of_work
+    from tenantry.kit.repository import TenantScope
+    from tenantry.sync.runner import SyncRunner
+    from tenantry.sync.service import SyncService, run_out
+
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        platform = app.state.platform
+        service = platform.service(SyncService)
+        async with unit_of_work(platform) as session:
+            tenant_id = await service.tenant_of(session, source_id)
+            if tenant_id is None:
+                console.print(f"[red]No sync source {source_id}.")
+                return "missing"
+            scope = TenantScope(tenant_id)
+            run, created = await service.start_run(
+                session, scope, source_id, trigger="manual", queue_job=False
+            )
+        console.print(f"Sync run {run.id} ({'new' if created else 'already under way'})")
+
+        async def progress() -> None:
+            with Progress(
+                TextColumn("Syncing"),
+                BarColumn(),  # no total is known: the bar pulses
+                TextColumn("{task.description}"),
+                TimeElapsedColumn(),
+                console=console,
+            ) as bar:
+                task = bar.add_task("", total=None)
+                while True:
+                    async with unit_of_work(platform) as session:
+                        out = run_out(await service.run_in(session, scope, run.id))
+                    bar.update(
+                        task,
+                        description=f"page {out.pages_done}, {out.records_written} written,"
+                        f" {out.records_failed} failed",
+                    )
+                    if out.status in ("succeeded", "failed"):
+                        return
+                    await asyncio.sleep(0.3)
+
+        shown = asyncio.create_task(progress())
+        if created:
+            try:
+                await SyncRunner(platform, scope, run.id).run(last_try=True)
+            except Exception as exc:
+                console.print(f"[red]The sync failed: {exc}")
+        await shown
+        async with unit_of_work(platform) as session:
+            out = run_out(await service.run_in(session, scope, run.id))
+        for error in out.record_errors:
+            console.print(f"  page {error.page}, {error.external_id}: {error.error}")
+        colour = "green" if out.status == "succeeded" else "red"
+        console.print(
+            f"[{colour}]{out.status}[/]: {out.records_written} customers and"
+            f" {out.leads_written} leads written, {out.records_failed} records failed,"
+            f" {out.pages_done} pages in {out.duration_s or 0:.1f} s"
+        )
+        return out.status
 
 
 @cli.command()

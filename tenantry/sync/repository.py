@@ -44,9 +44,10 @@ class RunRepository(TenantRepository[SyncRun]):
         return [], int((await self.session.execute(count)).scalar_one())
 
 
-class ScheduledSources(PlatformRepository[SyncSource]):
+class SourceDirectory(PlatformRepository[SyncSource]):
     unscoped_because = (
-        "the scheduler starts due syncs of every tenant's sources, once a minute, before any"
+        "the scheduler starts due syncs of every tenant's sources once a minute, and an"
+        " operator's `tenantry sync SOURCE_ID` finds a source by its id alone: both before any"
         " tenant is in scope"
     )
     model = SyncSource
@@ -57,3 +58,8 @@ class ScheduledSources(PlatformRepository[SyncSource]):
             SyncSource.enabled.is_(True)
         )
         return [(t, s, c) for t, s, c in (await self.session.execute(stmt)).all()]
+
+    async def tenant_of(self, source_id: uuid.UUID) -> uuid.UUID | None:
+        stmt = select(SyncSource.tenant_id).where(SyncSource.id == source_id)
+        tenant_id: uuid.UUID | None = (await self.session.execute(stmt)).scalar_one_or_none()
+        return tenant_id

@@ -18,7 +18,7 @@ from tenantry.kit.pagination import offset_of
 from tenantry.kit.platform import Service
 from tenantry.kit.repository import TenantScope
 from tenantry.sync.models import SyncRun, SyncSource
-from tenantry.sync.repository import RunRepository, ScheduledSources, SourceRepository
+from tenantry.sync.repository import RunRepository, SourceDirectory, SourceRepository
 from tenantry.sync.schemas import (
     RunOut,
     RunPage,
@@ -120,10 +120,17 @@ class SyncService(Service):
         return await self.start_run(session, admin.scope, source.id, trigger="manual")
 
     async def start_run(
-        self, session: AsyncSession, scope: TenantScope, source_id: uuid.UUID, *, trigger: str
+        self,
+        session: AsyncSession,
+        scope: TenantScope,
+        source_id: uuid.UUID,
+        *,
+        trigger: str,
+        queue_job: bool = True,
     ) -> tuple[SyncRun, bool]:
         """A new pending run with its job, both in the caller's transaction; or the source's
-        active run (a partial unique index keeps it to one, even when two triggers race)."""
+        active run (a partial unique index keeps it to one, even when two triggers race).
+        `queue_job=False`: the caller runs it itself (`tenantry sync`)."""
         runs = RunRepository(session, scope)
         existing = await runs.active_for(source_id)
         if existing is not None:
@@ -149,6 +156,9 @@ class SyncService(Service):
             if existing is None:
                 raise
             return existing, False
+        if not queue_job:
+            await session.refresh(run, ["created_at"])
+            return run, True
         jobs = self.platform.jobs
         run.job_id = await jobs.defer(
             session,
@@ -177,20 +187,27 @@ class SyncService(Service):
         return RunPage.of([run_out(r) for r in found], total=total, page=page, per_page=per_page)
 
     async def run(self, session: AsyncSession, admin: Principal, run_id: uuid.UUID) -> RunOut:
-        found = await RunRepository(session, admin.scope).get(run_id)
+        return run_out(await self.run_in(session, admin.scope, run_id))
+
+    async def run_in(self, session: AsyncSession, scope: TenantScope, run_id: uuid.UUID) -> SyncRun:
+        found = await RunRepository(session, scope).get(run_id)
         if found is None:
             raise NotFound("No such sync run in your company.")
-        return run_out(found)
+        return found
 
     async def start_due(self, at: datetime) -> int:
         """A run for each enabled source whose schedule falls in the minute of `at`; how many
         were started (a source still syncing keeps its run)."""
         started = 0
         async with unit_of_work(self.platform) as session:
-            for tenant_id, source_id, schedule in await ScheduledSources(session).enabled():
+            for tenant_id, source_id, schedule in await SourceDirectory(session).enabled():
                 if croniter.match(schedule, at):
                     _, created = await self.start_run(
                         session, TenantScope(tenant_id), source_id, trigger="schedule"
                     )
                     started += created
         return started
+
+    async def tenant_of(self, session: AsyncSession, source_id: uuid.UUID) -> uuid.UUID | None:
+        """The tenant of a source known only by its id (an operator's command)."""
+        return await SourceDirectory(session).tenant_of(source_id)

@@ -8,13 +8,15 @@ import asyncio
 import os
 import signal
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from tenantry.config import Settings
-from tenantry.kit.db import Database
+from tenantry.kit.db import Database, session_scope
+from tenantry.sync.models import SyncSource
 from tests.support.http_source import Source, customers, serving
 from tests.support.platform import eventually, make_app, running
 from tests.support.world import CommittedWorld
@@ -117,3 +119,49 @@ async def test_scale_out_a_separate_worker_process_runs_the_sync(
         worker.send_signal(signal.SIGTERM)
         async with asyncio.timeout(20):
             assert await worker.wait() == 0
+
+
+async def test_the_sync_command_runs_a_source_in_the_foreground(
+    settings: Settings, committed: CommittedWorld
+) -> None:
+    source = Source(customers(30))
+    tenant_id = await committed.tenant()
+    async with session_scope(committed.db.sessionmaker) as session:
+        row = SyncSource(
+            tenant_id=tenant_id,
+            name="local",
+            kind="http_json",
+            base_url=source.url + "/customers",
+            auth_header="Authorization",
+            secret_sealed=None,
+            page_size=10,
+            schedule="0 0 1 1 *",
+            enabled=True,
+        )
+        session.add(row)
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url or "",
+        "JWT_SECRET": settings.jwt_secret,
+        "OUTBOUND_ALLOWLIST": "127.0.0.1",
+        "COLUMNS": "200",
+    }
+
+    async def command(*args: str) -> tuple[int, str]:
+        process = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "tenantry.cli", "sync", *args),
+            cwd=ROOT,
+            env=env,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, err = await process.communicate()
+        return process.returncode or 0, err.decode()
+
+    async with serving(source):
+        code, out = await command(str(row.id))
+    assert code == 0, out
+    assert "succeeded: 30 customers and 30 leads written, 0 records failed, 3 pages" in out
+    code, out = await command(str(uuid.uuid4()))
+    assert code == 1 and "No sync source" in out
+    code, out = await command("not-an-id")
+    assert code == 2 and "is not a source id" in out
