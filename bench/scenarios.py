@@ -150,6 +150,13 @@ SCENARIOS: tuple[Scenario, ...] = (
         note="page of 20 of 200 users, total by window count",
     ),
     Scenario(
+        "syncs-list",
+        (Request("/api/v1/syncs?page=1&per_page=20"),),
+        Target(min_ratio=0.30, max_queries=2),
+        auth=OWNER,
+        note="seed 003's sync history: page 1 of 200 runs, newest first",
+    ),
+    Scenario(
         "tenant-settings",
         (Request("/api/v1/tenant/settings"),),
         Target(min_ratio=0.75, max_queries=0),

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
+from tenantry.kit.db import LeanQuery
 from tenantry.kit.repository import PlatformRepository, TenantRepository
 from tenantry.sync.models import SyncRun, SyncSource
 
@@ -24,24 +26,51 @@ class RunRepository(TenantRepository[SyncRun]):
         run: SyncRun | None = (await self.session.execute(stmt)).scalar_one_or_none()
         return run
 
-    async def page(
-        self, *, status: str | None, offset: int, limit: int
-    ) -> tuple[list[SyncRun], int]:
-        """Newest first, optionally of one status, with the total in the same statement."""
-        stmt = self.select(SyncRun, func.count().over().label("total"))
-        count = self.select(func.count())
-        if status is not None:
-            stmt, count = (
-                stmt.where(SyncRun.status == status),
-                count.where(SyncRun.status == status),
-            )
-        stmt = (
-            stmt.order_by(SyncRun.created_at.desc(), SyncRun.id.desc()).offset(offset).limit(limit)
+    async def page(self, *, status: str | None, offset: int, limit: int) -> tuple[list[Any], int]:
+        """Newest first, optionally of one status: the rows (lean, straight from the driver)
+        and the total, in one statement (a window count)."""
+        if status is None:
+            return await self.page_of(_RUNS, _RUNS_COUNT, offset=offset, limit=limit)
+        return await self.page_of(
+            _RUNS_BY_STATUS, _RUNS_COUNT_BY_STATUS, offset=offset, limit=limit, status=status
         )
-        rows = (await self.session.execute(stmt)).all()
-        if rows:
-            return [r[0] for r in rows], int(rows[0].total)
-        return [], int((await self.session.execute(count)).scalar_one())
+
+
+_RUN_COLUMNS = (
+    SyncRun.id,
+    SyncRun.source_id,
+    SyncRun.status,
+    SyncRun.trigger,
+    SyncRun.pages_done,
+    SyncRun.next_page,
+    SyncRun.records_in,
+    SyncRun.records_written,
+    SyncRun.leads_written,
+    SyncRun.records_failed,
+    SyncRun.record_errors,
+    SyncRun.error,
+    SyncRun.created_at,
+    SyncRun.started_at,
+    SyncRun.finished_at,
+)
+_NEWEST_FIRST = (SyncRun.created_at.desc(), SyncRun.id.desc())
+_RUNS = LeanQuery.of(
+    RunRepository.lean(*_RUN_COLUMNS, func.count().over().label("total"))
+    .order_by(*_NEWEST_FIRST)
+    .offset(bindparam("offset"))
+    .limit(bindparam("limit"))
+)
+_RUNS_BY_STATUS = LeanQuery.of(
+    RunRepository.lean(*_RUN_COLUMNS, func.count().over().label("total"))
+    .where(SyncRun.status == bindparam("status"))
+    .order_by(*_NEWEST_FIRST)
+    .offset(bindparam("offset"))
+    .limit(bindparam("limit"))
+)
+_RUNS_COUNT = LeanQuery.of(RunRepository.lean_count())
+_RUNS_COUNT_BY_STATUS = LeanQuery.of(
+    RunRepository.lean_count().where(SyncRun.status == bindparam("status"))
+)
 
 
 class SourceDirectory(PlatformRepository[SyncSource]):

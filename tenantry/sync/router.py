@@ -6,8 +6,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from tenantry.authz.dependencies import TenantAdmin
-from tenantry.kit.deps import SessionDep
+from tenantry.kit.conditional import model_json
+from tenantry.kit.deps import ReaderDep, SessionDep
 from tenantry.kit.errors import problems
+from tenantry.kit.lane import hot
 from tenantry.kit.pagination import PageNumber, PerPage
 from tenantry.sync.schemas import (
     RunOut,
@@ -109,15 +111,17 @@ async def start_sync(
     response_model=RunPage,
     responses=problems(401, 403, 422),
 )
+@hot
 async def list_sync_runs(
     sync: Sync,
-    session: SessionDep,
+    reader: ReaderDep,
     admin: TenantAdmin,
     page: PageNumber = 1,
     per_page: PerPage = 20,
     status_: Annotated[RunStatus | None, Query(alias="status")] = None,
-) -> RunPage:
-    return await sync.runs(session, admin, status=status_, page=page, per_page=per_page)
+) -> Response:
+    runs = await sync.runs(reader, admin.scope, status=status_, page=page, per_page=per_page)
+    return model_json(runs)
 
 
 @router.get(

@@ -81,6 +81,7 @@ async def test_a_sync_is_accepted_with_its_job_and_a_second_finds_the_first(
     )
 
 
+@pytest.mark.usefixtures("both_lanes")  # a hot route (`kit.lane`): both ways alike
 async def test_runs_are_listed_newest_first_by_status_in_one_query(world: World) -> None:
     owner = await world.user(await world.tenant(), "owner")
     first = await _source(world, owner.headers, name="a")
@@ -98,6 +99,7 @@ async def test_runs_are_listed_newest_first_by_status_in_one_query(world: World)
 @pytest.mark.parametrize(
     "query", ["per_page=0", "per_page=101", "page=-1", "page=0", "status=done"]
 )
+@pytest.mark.usefixtures("both_lanes")
 async def test_bad_list_parameters_are_named(world: World, query: str) -> None:
     owner = await world.user(await world.tenant(), "owner")
     r = await world.client.get(f"{RUNS}?{query}", headers=owner.headers)
