@@ -170,19 +170,28 @@ class TenantRepository(_Repository[M]):
         entity: M | None = result.scalar_one_or_none()
         return entity
 
-    async def entity_page(self, *, offset: int, limit: int) -> tuple[list[M], int]:
-        """A page of the tenant's entities in id order (UUIDv7: creation order), with the
-        total, in one statement (a window count); a count runs only past the last page."""
+    async def entity_page(
+        self,
+        *,
+        offset: int,
+        limit: int,
+        where: tuple[ColumnElement[bool], ...] = (),
+        order_by: tuple[Any, ...] = (),
+    ) -> tuple[list[M], int]:
+        """A page of the tenant's entities matching `where`, in `order_by` (default: id, a
+        UUIDv7, so creation order), with the total, in one statement (a window count); a
+        count runs only past the last page."""
         stmt = (
             self.select(self.model, func.count().over().label("total"))
-            .order_by(self.model.id)
+            .where(*where)
+            .order_by(*(order_by or (self.model.id,)))
             .offset(offset)
             .limit(limit)
         )
         rows = (await self.session.execute(stmt)).all()
         if rows:
             return [r[0] for r in rows], int(rows[0].total)
-        total = (await self.session.execute(self.select(func.count()))).scalar_one()
+        total = (await self.session.execute(self.select(func.count()).where(*where))).scalar_one()
         return [], int(total)
 
     def add(self, entity: M) -> M:

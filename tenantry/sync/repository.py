@@ -53,17 +53,16 @@ _RUN_COLUMNS = (
     SyncRun.started_at,
     SyncRun.finished_at,
 )
-_NEWEST_FIRST = (SyncRun.created_at.desc(), SyncRun.id.desc())
 _RUNS = LeanQuery.of(
     RunRepository.lean(*_RUN_COLUMNS, func.count().over().label("total"))
-    .order_by(*_NEWEST_FIRST)
+    .order_by(SyncRun.created_at.desc(), SyncRun.id.desc())
     .offset(bindparam("offset"))
     .limit(bindparam("limit"))
 )
 _RUNS_BY_STATUS = LeanQuery.of(
     RunRepository.lean(*_RUN_COLUMNS, func.count().over().label("total"))
     .where(SyncRun.status == bindparam("status"))
-    .order_by(*_NEWEST_FIRST)
+    .order_by(SyncRun.created_at.desc(), SyncRun.id.desc())
     .offset(bindparam("offset"))
     .limit(bindparam("limit"))
 )

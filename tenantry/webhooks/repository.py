@@ -5,8 +5,6 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 
-from sqlalchemy import func
-
 from tenantry.kit.repository import TenantRepository
 from tenantry.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
@@ -33,20 +31,12 @@ class DeliveryRepository(TenantRepository[WebhookDelivery]):
         self, *, status: str | None, offset: int, limit: int
     ) -> tuple[list[WebhookDelivery], int]:
         """Newest first, optionally of one status, with the total in the same statement."""
-        stmt = self.select(WebhookDelivery, func.count().over().label("total"))
-        count = self.select(func.count())
-        if status is not None:
-            stmt = stmt.where(WebhookDelivery.status == status)
-            count = count.where(WebhookDelivery.status == status)
-        stmt = (
-            stmt.order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc())
-            .offset(offset)
-            .limit(limit)
+        return await self.entity_page(
+            offset=offset,
+            limit=limit,
+            where=() if status is None else (WebhookDelivery.status == status,),
+            order_by=(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc()),
         )
-        rows = (await self.session.execute(stmt)).all()
-        if rows:
-            return [r[0] for r in rows], int(rows[0].total)
-        return [], int((await self.session.execute(count)).scalar_one())
 
 
 class AttemptRepository(TenantRepository[WebhookAttempt]):
