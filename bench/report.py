@@ -76,6 +76,20 @@ def markdown(data: dict[str, Any]) -> str:
             f"| {loc['error_rate']:.2%} | {loc['generator_cpu']:.0%} | {loc['target']} "
             f"| {loc['verdict']} |",
         ]
+    sync = data.get("sync")
+    if sync:
+        lines += [
+            "",
+            "| sync scenario | syncs | syncs/min | p50 s | p95 s | succeeded | source calls "
+            "(faults) | target | verdict |",
+            "|---|---:|---:|---:|---:|---:|---:|---|---|",
+            f"| {sync['name']} | {sync['syncs']} | {sync['syncs_per_minute']:.0f} "
+            f"| {sync['p50_s']:.2f} | {sync['p95_s']:.2f} | {sync['success_rate']:.2%} "
+            f"| {sync['source_calls']:,} ({sync['source_faults']}) | {sync['target']} "
+            f"| {sync['verdict']} |",
+            "",
+            f"({sync['note']}.)",
+        ]
     if data.get("profile"):
         p = data["profile"]
         lines += ["", f"Profile of `{p['scenario']}` ({p['samples']} samples, {p['file']}):", ""]

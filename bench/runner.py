@@ -20,7 +20,7 @@ import httpx
 import psutil
 
 from bench import loadgen, report
-from bench.scenarios import FLOOR_FASTAPI, OWNER, Scenario, by_name
+from bench.scenarios import FLOOR_FASTAPI, OWNER, SYNC_SCENARIO, Scenario, by_name
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVER_CPU, GENERATOR_CPU = 0, 1
@@ -35,6 +35,8 @@ class Options:
     locust_users: int = 100
     locust_duration_s: float = 20
     locust: bool = True
+    sync: bool = True  # the sync-throughput scenario (bench/sync_throughput.py)
+    sync_duration_s: float = 60
     database_url: str | None = None
     redis_url: str | None = None
     out_dir: Path = ROOT / "bench" / "results"
@@ -302,7 +304,11 @@ def _login(client: httpx.Client, email: str, password: str) -> str:
 
 
 def run(options: Options) -> dict[str, Any]:
-    scenarios = by_name(options.scenarios)
+    wanted = options.scenarios
+    sync_wanted = options.sync and (not wanted or SYNC_SCENARIO in wanted)
+    if wanted and SYNC_SCENARIO in wanted:
+        wanted = [n for n in wanted if n != SYNC_SCENARIO] or [FLOOR_FASTAPI]
+    scenarios = by_name(wanted)
     server_cpu, generator_cpu, pin_note = _pinning()
     loadgen.ensure_wrk()
     (ROOT / "var").mkdir(exist_ok=True)
@@ -358,6 +364,12 @@ def run(options: Options) -> dict[str, Any]:
                 )
     finally:
         server.stop()
+    sync = None
+    if sync_wanted:
+        from bench import sync_throughput
+
+        _say(f"Sync throughput for {options.sync_duration_s:g} s…")
+        sync = asyncio.run(sync_throughput.measure(url, env, options.sync_duration_s, server_cpu))
     data = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "git": _git_commit(),
@@ -377,6 +389,7 @@ def run(options: Options) -> dict[str, Any]:
         "floor_fastapi_rps": statistics.median(floors) if floors else None,
         "scenarios": results,
         "locust": locust,
+        "sync": sync,
         "profile": profile,
     }
     report.write(data, options.out_dir)

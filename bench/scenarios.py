@@ -100,6 +100,8 @@ end
 """
 
 OWNER = "owner@acme.example"
+# Not a wrk scenario: whole syncs run by a worker (bench/sync_throughput.py).
+SYNC_SCENARIO = "sync-throughput"
 FLOOR_FASTAPI = "floor-fastapi"
 
 SCENARIOS: tuple[Scenario, ...] = (

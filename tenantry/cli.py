@@ -300,6 +300,10 @@ def bench(
     ] = True,
     locust_duration: Annotated[float, typer.Option(help="Seconds per locust run")] = 20,
     locust_users: Annotated[int, typer.Option(help="Concurrent locust users")] = 100,
+    sync: Annotated[
+        bool, typer.Option("--sync/--no-sync", help="Run the sync-throughput scenario")
+    ] = True,
+    sync_duration: Annotated[float, typer.Option(help="Seconds of sync throughput")] = 60,
     database_url: Annotated[
         str | None,
         typer.Option(
@@ -327,6 +331,8 @@ def bench(
         locust=locust,
         locust_duration_s=locust_duration,
         locust_users=locust_users,
+        sync=sync,
+        sync_duration_s=sync_duration,
         database_url=database_url,
         redis_url=redis_url,
         profile=profile,

@@ -39,6 +39,8 @@ async def test_bench_runs_every_scenario_and_reports(admin_url: str, tmp_path: P
                 "5",
                 "--locust-users",
                 "5",
+                "--sync-duration",
+                "5",
                 "--database-url",
                 url,
                 "--out",
@@ -62,7 +64,10 @@ async def test_bench_runs_every_scenario_and_reports(admin_url: str, tmp_path: P
         assert not s["failed"], s
     assert data["floor_fastapi_rps"] > 0
     assert data["locust"]["runs"][0]["requests"] > 0
+    sync = data["sync"]  # whole syncs by a worker process, from real faulty sources
+    assert sync["syncs"] > 0 and sync["succeeded"] > 0 and sync["source_calls"] > 0
     table = (tmp_path / "latest-server.md").read_text()
     assert "| floor-fastapi |" in table and "| mixed-100 |" in table
+    assert "| sync-throughput |" in table
     assert (tmp_path / "latest-server.png").stat().st_size > 1000
     assert "pinned" in proc.stderr or "one CPU" in proc.stderr
