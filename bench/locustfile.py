@@ -6,8 +6,8 @@
 results. Set BENCH_TOKEN to reuse a token; otherwise each user logs in once at start
 (BENCH_EMAIL / BENCH_PASSWORD, default the demo owner of acme).
 
-The seeds' own load tests (onboarding wizard, sync API) join this file with the issues that
-build their endpoints.
+The seeds' own load tests join this file with the issues that build their endpoints:
+`SyncUser` is seed 003's sync API test.
 """
 
 from __future__ import annotations
@@ -55,3 +55,24 @@ class TeamUser(_Authenticated):
     @task(2)
     def team(self) -> None:
         self.client.get("/api/v1/users?per_page=20", headers=self.auth)
+
+
+class SyncUser(_Authenticated):
+    """Seed 003's sync API user: three looks at the sync history for each sync started (a
+    source already syncing answers with its run, so the triggers pile nothing up)."""
+
+    wait_time = between(1, 3)
+    source_id: str
+
+    def on_start(self) -> None:
+        super().on_start()
+        sources = self.client.get("/api/v1/sync-sources", headers=self.auth).json()
+        self.source_id = sources["items"][0]["id"]
+
+    @task(3)
+    def history(self) -> None:
+        self.client.get("/api/v1/syncs?page=1&per_page=20", headers=self.auth)
+
+    @task(1)
+    def trigger(self) -> None:
+        self.client.post("/api/v1/sync", json={"source_id": self.source_id}, headers=self.auth)

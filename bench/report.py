@@ -64,17 +64,22 @@ def markdown(data: dict[str, Any]) -> str:
             f"| {server_cpu} | {_f(s.get('server_cpu_us_per_request'), '{:.0f}')} | {wrk_cpu} "
             f"| {s['target']} | {s['verdict']} |"
         )
-    loc = data.get("locust")
-    if loc:
+    users = data.get("locust")
+    if isinstance(users, dict):  # results from before there were several user scenarios
+        users = [users]
+    if users:
         lines += [
             "",
             "| user scenario | req/s | p50 ms | p95 ms [min–max] | p99 ms | errors | locust CPU "
             "| target | verdict |",
             "|---|---:|---:|---:|---:|---:|---:|---|---|",
+        ]
+        lines += [
             f"| {loc['name']} | {loc['rps']:,.1f} | {loc['p50_ms']:.0f} | {loc['p95_ms']:.0f} "
             f"[{loc['p95_min']:.0f}–{loc['p95_max']:.0f}] | {loc['p99_ms']:.0f} "
             f"| {loc['error_rate']:.2%} | {loc['generator_cpu']:.0%} | {loc['target']} "
-            f"| {loc['verdict']} |",
+            f"| {loc['verdict']} |"
+            for loc in users
         ]
     sync = data.get("sync")
     if sync:

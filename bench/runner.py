@@ -251,13 +251,23 @@ def _summarise(
     return summary
 
 
-def _locust(server: Server, token: str, options: Options, cpu: int | None) -> dict[str, Any]:
+# The locust user classes (bench/locustfile.py) and what each stands for.
+USER_SCENARIOS = (
+    ("TeamUser", "teamuser", "locust TeamUser (wait 1-3 s), as the seeds' load tests"),
+    ("SyncUser", "syncuser", "seed 003's sync API: 3 history pages to 1 sync started (wait 1-3 s)"),
+)
+
+
+def _locust(
+    server: Server, token: str, options: Options, cpu: int | None, user: tuple[str, str, str]
+) -> dict[str, Any]:
+    user_class, slug, note = user
     runs = []
     for i in range(options.repeat):
-        _say(f"  locust TeamUser, {options.locust_users} users, round {i + 1}/{options.repeat}")
+        _say(f"  locust {user_class}, {options.locust_users} users, round {i + 1}/{options.repeat}")
         m = loadgen.run_locust(
             server.url,
-            "TeamUser",
+            user_class,
             users=options.locust_users,
             duration_s=options.locust_duration_s,
             cpu=cpu,
@@ -278,8 +288,8 @@ def _locust(server: Server, token: str, options: Options, cpu: int | None) -> di
         )
     p95s = [r["p95_ms"] for r in runs]
     return {
-        "name": f"locust-teamuser-{options.locust_users}",
-        "note": "locust TeamUser (wait 1-3 s), as the seeds' load tests",
+        "name": f"locust-{slug}-{options.locust_users}",
+        "note": note,
         "runs": runs,
         "rps": statistics.median(r["rps"] for r in runs),
         "p50_ms": statistics.median(r["p50_ms"] for r in runs),
@@ -353,7 +363,11 @@ def run(options: Options) -> dict[str, Any]:
                     if s.name == FLOOR_FASTAPI:
                         floors.append(result["rps"])
             results = [_summarise(s, runs[s.name], floors) for s in scenarios]
-            locust = _locust(server, token, options, generator_cpu) if options.locust else None
+            locust = (
+                [_locust(server, token, options, generator_cpu, u) for u in USER_SCENARIOS]
+                if options.locust
+                else None
+            )
             profile = None
             if options.profile:
                 from bench.profile import profile_scenario

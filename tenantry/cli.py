@@ -341,8 +341,7 @@ def bench(
         options.out_dir = out
     data = run(options)
     failed = [s["name"] for s in data["scenarios"] if s["failed"]]
-    if data.get("locust") and data["locust"]["failed"]:
-        failed.append(data["locust"]["name"])
+    failed += [u["name"] for u in data.get("locust") or [] if u["failed"]]
     if failed:
         console.print(f"[red]Runs with errors or non-2xx answers: {', '.join(failed)}")
         raise typer.Exit(1)

@@ -63,7 +63,9 @@ async def test_bench_runs_every_scenario_and_reports(admin_url: str, tmp_path: P
         assert s["runs"][0]["requests"] > 0
         assert not s["failed"], s
     assert data["floor_fastapi_rps"] > 0
-    assert data["locust"]["runs"][0]["requests"] > 0
+    assert [u["name"] for u in data["locust"]] == ["locust-teamuser-5", "locust-syncuser-5"]
+    for user in data["locust"]:
+        assert user["runs"][0]["requests"] > 0 and not user["failed"], user
     sync = data["sync"]  # whole syncs by a worker process, from real faulty sources
     assert sync["syncs"] > 0 and sync["succeeded"] > 0 and sync["source_calls"] > 0
     table = (tmp_path / "latest-server.md").read_text()
