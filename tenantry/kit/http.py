@@ -110,9 +110,8 @@ async def check_url(url: str, allowlist: Iterable[str] = ()) -> str:
 
 
 def _transient(exc: BaseException) -> bool:
-    return isinstance(exc, UpstreamError | httpx.TimeoutException | httpx.TransportError) and (
-        not isinstance(exc, SSRFProtectionError)
-    )
+    # Not a refused address: httpx-secure's error is a RequestError, not a TransportError.
+    return isinstance(exc, UpstreamError | httpx.TimeoutException | httpx.TransportError)
 
 
 class Outbound:

@@ -24,8 +24,9 @@ driver of the request path (about 175 µs of CPU a primary-key lookup against ps
 
 The worker itself runs on Procrastinate's psycopg connector with a small pool of its own:
 inside the API process in embedded mode (`JOBS_IN_PROCESS`, by default on when embedded), or
-as `tenantry worker` processes. Retries: `Backoff` (exponential, with jitter, a maximum per
-task) or `Schedule` (fixed delays, for webhooks). Periodic tasks: `@tasks.task(..., cron=)`.
+as `tenantry worker` processes. Retries: `kit.retries` (`Backoff`, exponential with jitter and a
+maximum per task; `Schedule`, fixed delays, for webhooks; `Planned`, when the task says).
+Periodic tasks: `@tasks.task(..., cron=)`.
 Shutdown: running jobs get `JOBS_SHUTDOWN_GRACE_S` to finish, then are cancelled and retried.
 A worker killed outright (SIGKILL, a lost machine) leaves its jobs `doing`: every worker sweeps
 for jobs whose worker's heartbeat stopped and puts them back in the queue.
@@ -35,19 +36,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import procrastinate
-from procrastinate import JobContext, PsycopgConnector, RetryDecision
+from procrastinate import JobContext, PsycopgConnector
 from procrastinate.exceptions import AlreadyEnqueued
-from procrastinate.jobs import Job
 from procrastinate.retry import BaseRetryStrategy
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -56,24 +54,12 @@ from tenantry.kit import metrics
 from tenantry.kit.context import record_statement
 from tenantry.kit.db import plain_url, session_scope
 from tenantry.kit.logging import get_logger
+from tenantry.kit.retries import Backoff
 
 if TYPE_CHECKING:
     from tenantry.kit.platform import Platform
 
 log = get_logger("tenantry.jobs")
-
-__all__ = [
-    "AlreadyEnqueued",
-    "Backoff",
-    "JobContext",
-    "Jobs",
-    "Planned",
-    "RetryIn",
-    "Schedule",
-    "TaskSet",
-    "platform_of",
-    "unit_of_work",
-]
 
 # Procrastinate's insert, on our connection (see the module's docstring). One row type per
 # job, as Procrastinate's own `defer_jobs` query passes them.
@@ -82,55 +68,6 @@ _DEFER_SQL = (
     " $4::text, $5::text, $6::jsonb, $7::timestamptz)::procrastinate_job_to_defer_v1])) AS id"
 )
 _QUEUEING_LOCK_INDEX = "procrastinate_jobs_queueing_lock_idx_v1"
-
-
-class Backoff(BaseRetryStrategy):
-    """At most `attempts` runs; after the n-th failure the job waits `base_s * 2**(n-1)`
-    seconds, capped at `cap_s`, drawn between half of that and all of it (jitter, so jobs that
-    failed together do not come back together). Only `retry_on` exceptions are retried."""
-
-    def __init__(
-        self,
-        attempts: int = 5,
-        *,
-        base_s: float = 2.0,
-        cap_s: float = 3600.0,
-        retry_on: tuple[type[BaseException], ...] = (Exception,),
-    ) -> None:
-        if attempts < 1:
-            raise ValueError("attempts must be at least 1")
-        self.attempts, self.base_s, self.cap_s, self.retry_on = attempts, base_s, cap_s, retry_on
-
-    def delay_s(self, failures: int) -> float:
-        full = min(self.cap_s, self.base_s * 2 ** (failures - 1))
-        return random.uniform(full / 2, full)  # noqa: S311 - jitter, not a secret
-
-    def get_retry_decision(self, *, exception: BaseException, job: Job) -> RetryDecision | None:
-        failures = job.attempts + 1  # `attempts` counts the runs before this one
-        if failures >= self.attempts or not isinstance(exception, self.retry_on):
-            return None
-        return RetryDecision(retry_at=_after(self.delay_s(failures)))
-
-
-class Schedule(BaseRetryStrategy):
-    """Fixed delays between runs (a webhook's: Svix's schedule), each moved by up to
-    `jitter` of itself either way; after the last delay the job fails."""
-
-    def __init__(self, delays_s: tuple[float, ...], *, jitter: float = 0.1) -> None:
-        self.delays_s, self.jitter = delays_s, jitter
-
-    def delay_s(self, failures: int) -> float | None:
-        if failures > len(self.delays_s):
-            return None
-        base = self.delays_s[failures - 1]
-        spread = random.uniform(1 - self.jitter, 1 + self.jitter)  # noqa: S311 - jitter
-        return max(0.0, base * spread)
-
-    def get_retry_decision(self, *, exception: BaseException, job: Job) -> RetryDecision | None:
-        delay = self.delay_s(job.attempts + 1)
-        if delay is None:
-            return None
-        return RetryDecision(retry_at=_after(delay))
 
 
 TaskFunc = Callable[..., Any]
@@ -182,37 +119,6 @@ async def prune_finished_jobs(context: JobContext, timestamp: int) -> None:
     stay, to be looked at)."""
     hours = platform_of(context).settings.jobs_keep_hours
     await context.app.job_manager.delete_old_jobs(nb_hours=hours)
-
-
-class RetryIn(Exception):
-    """Raised by a task that knows when it should run again (a webhook's next slot on its
-    schedule, a 429's Retry-After); `Planned` retries it then."""
-
-    def __init__(self, seconds: float, reason: str) -> None:
-        super().__init__(f"{reason}; again in {seconds:g} s")
-        self.seconds, self.reason = max(0.0, seconds), reason
-
-
-class Planned(BaseRetryStrategy):
-    """Retries a `RetryIn` when it says; anything else (a bug, the database away) by
-    `fallback`, if any."""
-
-    def __init__(self, fallback: BaseRetryStrategy | None = None) -> None:
-        self.fallback = fallback
-
-    def get_retry_decision(self, *, exception: BaseException, job: Job) -> RetryDecision | None:
-        if isinstance(exception, RetryIn):
-            return RetryDecision(retry_at=_after(exception.seconds))
-        if self.fallback is None:
-            return None
-        decision: RetryDecision | None = self.fallback.get_retry_decision(
-            exception=exception, job=job
-        )
-        return decision
-
-
-def _after(seconds: float) -> datetime:
-    return datetime.now(UTC) + timedelta(seconds=seconds)
 
 
 def platform_of(context: JobContext) -> Platform:

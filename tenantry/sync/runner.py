@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 from pydantic import TypeAdapter, ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.crm.schemas import ImportedCustomer
 from tenantry.crm.service import CrmService
@@ -185,7 +186,7 @@ class SyncRunner:
             if bad and room > 0:
                 run.record_errors = [*run.record_errors, *bad[:room]]
 
-    async def _run(self, session: Any) -> SyncRun:
+    async def _run(self, session: AsyncSession) -> SyncRun:
         run = await RunRepository(session, self.scope).get(self.run_id)
         if run is None:
             raise SourceFailed("the run was deleted while it ran")

@@ -172,7 +172,6 @@ class SyncService(Service):
                 raise
             return existing, False
         if not queue_job:
-            await session.refresh(run, ["created_at"])
             return run, True
         jobs = self.platform.jobs
         run.job_id = await jobs.defer(
@@ -184,7 +183,6 @@ class SyncService(Service):
             run_id=str(run.id),
         )
         await session.flush()
-        await session.refresh(run, ["created_at"])
         return run, True
 
     async def runs(

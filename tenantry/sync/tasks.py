@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 
 from procrastinate import JobContext
 
-from tenantry.kit.jobs import Backoff, TaskSet, platform_of
+from tenantry.kit.jobs import TaskSet, platform_of
 from tenantry.kit.repository import TenantScope
+from tenantry.kit.retries import Backoff
 from tenantry.sync.runner import SyncRunner
 from tenantry.sync.service import SyncService
 

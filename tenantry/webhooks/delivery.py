@@ -27,10 +27,11 @@ from standardwebhooks import Webhook
 
 from tenantry.kit import metrics
 from tenantry.kit.http import CircuitOpen, UpstreamError
-from tenantry.kit.jobs import RetryIn, Schedule, unit_of_work
+from tenantry.kit.jobs import unit_of_work
 from tenantry.kit.logging import get_logger
 from tenantry.kit.platform import Platform
 from tenantry.kit.repository import TenantScope
+from tenantry.kit.retries import RetryIn, Schedule
 from tenantry.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from tenantry.webhooks.repository import (
     AttemptRepository,

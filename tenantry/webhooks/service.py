@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tenantry.authz.principal import Principal
 from tenantry.kit.errors import Conflict, Invalid, NotFound
 from tenantry.kit.http import OutboundRefused, check_url
+from tenantry.kit.ids import new_id
 from tenantry.kit.pagination import offset_of
 from tenantry.kit.platform import Service
 from tenantry.kit.repository import TenantScope
@@ -91,6 +92,7 @@ class WebhooksService(Service):
         deliveries = DeliveryRepository(session, scope)
         for endpoint in endpoints:
             delivery = WebhookDelivery(
+                id=new_id(),  # the job names it; the savepoint of its defer flushes the row
                 endpoint_id=endpoint.id,
                 event_type=event_type,
                 message_id=f"msg_{uuid.uuid4().hex}",
@@ -100,7 +102,6 @@ class WebhooksService(Service):
                 next_attempt_at=datetime.now(UTC),
             )
             deliveries.add(delivery)
-            await session.flush()
             await self._queue(session, scope, delivery, manual=False)
         return len(endpoints)
 

@@ -6,8 +6,9 @@ import uuid
 
 from procrastinate import JobContext
 
-from tenantry.kit.jobs import Backoff, Planned, TaskSet, platform_of
+from tenantry.kit.jobs import TaskSet, platform_of
 from tenantry.kit.repository import TenantScope
+from tenantry.kit.retries import Backoff, Planned
 from tenantry.webhooks.delivery import Deliverer
 
 tasks = TaskSet()

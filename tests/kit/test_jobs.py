@@ -20,8 +20,9 @@ from procrastinate.jobs import Job
 
 from tenantry.config import Settings
 from tenantry.kit.db import Database, session_scope
-from tenantry.kit.jobs import AlreadyEnqueued, Backoff, Jobs, Schedule
+from tenantry.kit.jobs import AlreadyEnqueued, Jobs
 from tenantry.kit.platform import Platform
+from tenantry.kit.retries import Backoff, Schedule
 from tests.support import jobs as support
 from tests.support.platform import eventually
 

@@ -11,8 +11,9 @@ from procrastinate import JobContext
 
 from tenantry.config import Settings
 from tenantry.kit.db import Database
-from tenantry.kit.jobs import Backoff, Jobs, TaskSet
+from tenantry.kit.jobs import Jobs, TaskSet
 from tenantry.kit.platform import Platform
+from tenantry.kit.retries import Backoff
 
 NAMESPACE = "kit-test"
 QUEUE = "kit-test"

@@ -16,9 +16,10 @@ from tenantry.app import JOB_TASKS
 from tenantry.config import Settings
 from tenantry.kit.db import Database, session_scope
 from tenantry.kit.http import Outbound
-from tenantry.kit.jobs import Jobs, RetryIn
+from tenantry.kit.jobs import Jobs
 from tenantry.kit.platform import Platform
 from tenantry.kit.repository import TenantScope
+from tenantry.kit.retries import RetryIn
 from tenantry.webhooks.delivery import Deliverer, retry_after_s
 from tenantry.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from tenantry.webhooks.service import WebhooksService, new_secret
