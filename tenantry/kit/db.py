@@ -253,6 +253,10 @@ async def session_scope(
             if _began(session):
                 await session.rollback()
             raise
+        if session.new or session.dirty or session.deleted:
+            # Flushed here, not by the commit: a row's ORM events may mark caches stale
+            # (`kit.cache_lists.invalidated_by`), and they must be taken before it commits.
+            await session.flush()
         stale = take_invalidations(session)
         if not (stale or _began(session)):
             return  # nothing ran and nothing is pending: nothing to commit or close

@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from tenantry.authz.dependencies import TenantAdmin
-from tenantry.kit.conditional import model_json
+from tenantry.kit.conditional import NOT_MODIFIED, cached_json
 from tenantry.kit.deps import ReaderDep, SessionDep
 from tenantry.kit.errors import problems
 from tenantry.kit.lane import hot
@@ -109,10 +109,11 @@ async def start_sync(
     "/syncs",
     summary="Your company's sync runs, newest first (owners and admins)",
     response_model=RunPage,
-    responses=problems(401, 403, 422),
+    responses={**NOT_MODIFIED, **problems(401, 403, 422)},
 )
 @hot
 async def list_sync_runs(
+    request: Request,
     sync: Sync,
     reader: ReaderDep,
     admin: TenantAdmin,
@@ -121,7 +122,7 @@ async def list_sync_runs(
     status_: Annotated[RunStatus | None, Query(alias="status")] = None,
 ) -> Response:
     runs = await sync.runs(reader, admin.scope, status=status_, page=page, per_page=per_page)
-    return model_json(runs)
+    return cached_json(request, runs)
 
 
 @router.get(

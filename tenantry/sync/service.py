@@ -14,6 +14,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.authz.principal import Principal
+from tenantry.kit.cache import Rendered
+from tenantry.kit.cache_lists import declare_list, invalidated_by
 from tenantry.kit.db import Reader
 from tenantry.kit.errors import Invalid, NotFound
 from tenantry.kit.http import OutboundRefused, check_url
@@ -37,6 +39,11 @@ RUN_SYNC = "sync:run_sync"
 
 
 _RUN_ROWS = TypeAdapter(list[RunOut])
+
+# The runs list as served, per tenant: every write of a run (a trigger, each page a sync
+# checkpoints, its end) makes the tenant's pages stale on commit, on every instance.
+RUNS_LIST = declare_list("sync_runs", ttl_s=300, max_pages=4_000, max_owners=1_000)
+invalidated_by(SyncRun, RUNS_LIST, lambda run: str(run.tenant_id))
 
 
 def _run_fields(fields: dict[str, Any]) -> dict[str, Any]:
@@ -193,13 +200,20 @@ class SyncService(Service):
         status: str | None,
         page: int,
         per_page: int,
-    ) -> RunPage:
-        """A page of runs read on the lean path and validated in one call."""
-        rows, total = await RunRepository(reader, scope).page(
-            status=status, offset=offset_of(page, per_page), limit=per_page
-        )
-        items = _RUN_ROWS.validate_python([_run_fields(dict(row)) for row in rows])
-        return RunPage.of(items, total=total, page=page, per_page=per_page)
+    ) -> Rendered:
+        """A page of runs as JSON, cached until a run of the tenant changes; on a miss read on
+        the lean path and validated in one call."""
+
+        async def render() -> bytes:
+            rows, total = await RunRepository(reader, scope).page(
+                status=status, offset=offset_of(page, per_page), limit=per_page
+            )
+            items = _RUN_ROWS.validate_python([_run_fields(dict(row)) for row in rows])
+            runs = RunPage.of(items, total=total, page=page, per_page=per_page)
+            return runs.__pydantic_serializer__.to_json(runs)
+
+        lists = RUNS_LIST.on(self.platform.caches)
+        return await lists.page(str(scope.tenant_id), f"{status}:{page}:{per_page}", render)
 
     async def run(self, session: AsyncSession, admin: Principal, run_id: uuid.UUID) -> RunOut:
         return run_out(await self.run_in(session, admin.scope, run_id))

@@ -53,8 +53,10 @@ async def _sync_through_the_api(
     status_url = r.json()["status_url"]
 
     async def finished() -> bool:
-        run = (await client.get(status_url, headers=owner.headers)).json()
-        return bool(run["status"] in ("succeeded", "failed"))
+        # The runs list is cached per tenant: it follows the worker's progress only because
+        # each write of the run, in the worker's own transaction, invalidates it everywhere.
+        listed = (await client.get("/api/v1/syncs", headers=owner.headers)).json()
+        return bool(listed["items"][0]["status"] in ("succeeded", "failed"))
 
     await eventually(finished, within_s=60)
     run = (await client.get(status_url, headers=owner.headers)).json()

@@ -96,6 +96,39 @@ async def test_runs_are_listed_newest_first_by_status_in_one_query(world: World)
     assert r.json()["total"] == 0
 
 
+@pytest.mark.usefixtures("both_lanes")
+async def test_the_runs_list_is_served_from_cache_until_a_run_of_the_tenant_changes(
+    world: World,
+) -> None:
+    owner = await world.user(await world.tenant(), "owner")
+    other = await world.user(await world.tenant(), "owner")
+    first = await _source(world, owner.headers, name="a")
+    await world.client.post(SYNC, json={"source_id": first}, headers=owner.headers)
+    r = await world.client.get(RUNS, headers=owner.headers)
+    assert (r.json()["total"], queries(r)) == (1, 1)
+    again = await world.client.get(RUNS, headers=owner.headers)
+    assert (again.content, queries(again)) == (r.content, 0)  # cached
+    etag = r.headers["etag"]
+    unchanged = await world.client.get(RUNS, headers={**owner.headers, "If-None-Match": etag})
+    assert (unchanged.status_code, unchanged.content) == (304, b"")
+    assert (await world.client.get(RUNS, headers=other.headers)).json()["total"] == 0
+
+    # Another tenant's run leaves this list's cache alone; one of this tenant's drops it.
+    await world.client.post(
+        SYNC, json={"source_id": await _source(world, other.headers)}, headers=other.headers
+    )
+    assert queries(await world.client.get(RUNS, headers=owner.headers)) == 0
+    second = await _source(world, owner.headers, name="b")
+    await world.client.post(SYNC, json={"source_id": second}, headers=owner.headers)
+    r = await world.client.get(RUNS, headers=owner.headers)
+    assert (r.json()["total"], r.json()["items"][0]["source_id"], queries(r)) == (2, second, 1)
+    assert r.headers["etag"] != etag
+    # A status filter and a page size are pages of their own.
+    assert (await world.client.get(f"{RUNS}?status=running", headers=owner.headers)).json()[
+        "total"
+    ] == 0
+
+
 @pytest.mark.parametrize(
     "query", ["per_page=0", "per_page=101", "page=-1", "page=0", "status=done"]
 )
