@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -154,6 +155,8 @@ def run_wrk(
 
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+# Users started a second, as seed 000's load test (`--spawn-rate 10`).
+SPAWN_RATE = 10
 
 
 def run_locust(
@@ -166,6 +169,7 @@ def run_locust(
     env: dict[str, str],
 ) -> Measured:
     locust = Path(sys.executable).with_name("locust")
+    ramp_s = math.ceil(users / SPAWN_RATE)
     with tempfile.TemporaryDirectory() as tmp:
         prefix = str(Path(tmp) / "run")
         cmd = [
@@ -177,9 +181,11 @@ def run_locust(
             "-u",
             str(users),
             "-r",
-            str(max(users // 2, 1)),
+            str(SPAWN_RATE),
+            # measured at full strength: the ramp is added to the run and left out of the stats
+            "--reset-stats",
             "-t",
-            f"{max(duration_s, 1):.0f}s",
+            f"{max(duration_s, 1) + ramp_s:.0f}s",
             "--host",
             host,
             "--csv",
@@ -189,7 +195,7 @@ def run_locust(
             user_class,
         ]
         # locust exits 1 when any request failed; the failures are in its CSV, which we read.
-        _, stderr, wall, cpu_s = _run_child(cmd, cpu, duration_s + 90, env, check=False)
+        _, stderr, wall, cpu_s = _run_child(cmd, cpu, duration_s + ramp_s + 90, env, check=False)
         if not Path(f"{prefix}_stats.csv").exists():
             raise LoadGenError(f"locust wrote no statistics: {stderr.strip()[-500:]}")
         with open(f"{prefix}_stats.csv", newline="") as fh:

@@ -36,6 +36,16 @@ def _f(value: float | None, fmt: str = "{:.1f}") -> str:
     return "-" if value is None else fmt.format(value)
 
 
+def _per_request(users: list[dict[str, Any]]) -> list[str]:
+    """Each request of the user scenarios, from their last round: which one makes the p95."""
+    parts = []
+    for loc in users:
+        last = (loc.get("runs") or [{}])[-1].get("endpoints")
+        for request, e in (last or {}).items():
+            parts.append(f"{loc['name']} `{request}` p95 {e.get('95%', 0):.0f} ms")
+    return ["", "Per request (last round): " + "; ".join(parts) + "."] if parts else []
+
+
 def markdown(data: dict[str, Any]) -> str:
     lines = [
         f"Run {data['when']} at {data.get('git') or '?'}: {data['mode']}"
@@ -81,6 +91,7 @@ def markdown(data: dict[str, Any]) -> str:
             f"| {loc['verdict']} |"
             for loc in users
         ]
+        lines += _per_request(users)
     sync = data.get("sync")
     if sync:
         lines += [

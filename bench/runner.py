@@ -215,6 +215,20 @@ def _run_once(
     }
 
 
+def _endpoints(rows: list[dict[str, str]]) -> dict[str, dict[str, float]]:
+    """Each request of a locust run (method and path) with its count and percentiles: which
+    one makes the p95."""
+    out: dict[str, dict[str, float]] = {}
+    for row in rows:
+        if row["Name"] == "Aggregated":
+            continue
+        out[f"{row['Type']} {row['Name']}"] = {
+            "requests": float(row["Request Count"]),
+            **{k: float(row[k]) for k in ("50%", "95%", "99%") if row.get(k) not in (None, "N/A")},
+        }
+    return out
+
+
 def _summarise(
     scenario: Scenario, runs: list[dict[str, Any]], floors: list[float]
 ) -> dict[str, Any]:
@@ -262,6 +276,14 @@ def _locust(
     server: Server, token: str, options: Options, cpu: int | None, user: tuple[str, str, str]
 ) -> dict[str, Any]:
     user_class, slug, note = user
+    env = {"BENCH_TOKEN": token}
+    if user_class == "SyncUser":
+        # Found once here, as the token is: the seed's class measures its 3:1 mix only, not
+        # each user looking its source up as it starts (100 lookups in the spawn burst).
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            r = client.get("/api/v1/sync-sources", headers={"Authorization": f"Bearer {token}"})
+            r.raise_for_status()
+            env["BENCH_SOURCE_ID"] = r.json()["items"][0]["id"]
     runs = []
     for i in range(options.repeat):
         _say(f"  locust {user_class}, {options.locust_users} users, round {i + 1}/{options.repeat}")
@@ -271,7 +293,7 @@ def _locust(
             users=options.locust_users,
             duration_s=options.locust_duration_s,
             cpu=cpu,
-            env={"BENCH_TOKEN": token},
+            env=env,
         )
         runs.append(
             {
@@ -284,6 +306,7 @@ def _locust(
                 "error_rate": m.error_rate,
                 "generator_cpu": m.generator_cpu,
                 "failed": m.errors > 0,
+                "endpoints": _endpoints(m.raw["rows"]),
             }
         )
     p95s = [r["p95_ms"] for r in runs]
