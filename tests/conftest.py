@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tenantry.app import create_app
 from tenantry.config import Settings
 from tenantry.kit.db import Database, Reader, make_sessionmaker
+from tenantry.kit.jobs import Jobs
 from tenantry.kit.migrations import upgrade
 from tenantry.kit.platform import Platform
 from tests.support.services import (
@@ -25,6 +26,7 @@ from tests.support.services import (
     postgres_admin_url,
     redis_url,
 )
+from tests.support.sync import sync_worker
 from tests.support.world import CommittedWorld, World
 
 
@@ -164,3 +166,12 @@ async def committed(committed_db: Database, settings: Settings) -> AsyncIterator
     world = CommittedWorld(committed_db, Platform.build(settings, committed_db))
     yield world
     await world.cleanup()
+
+
+@pytest.fixture
+async def worker(
+    committed_db: Database, settings: Settings
+) -> AsyncIterator[tuple[Platform, Jobs]]:
+    """A worker's platform (and its jobs) that may call 127.0.0.1: `tests/support/sync.py`."""
+    async with sync_worker(committed_db, settings) as found:
+        yield found

@@ -5,23 +5,26 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import Boolean, Label, String, func, literal_column
 
 from tenantry.crm.models import Customer, Lead
 from tenantry.kit.ids import new_id
 from tenantry.kit.repository import TenantRepository
 
+# `xmax` is 0 on a row version no transaction has touched before: the row the upsert has
+# just inserted, not one it updated (PostgreSQL's own bookkeeping; no extra read).
+_INSERTED: Label[bool] = literal_column("xmax = 0", Boolean).label("inserted")
+
 
 class CustomerRepository(TenantRepository[Customer]):
     model = Customer
 
-    async def upsert_imported(
-        self, source_id: uuid.UUID, rows: list[dict[str, Any]]
-    ) -> dict[str, uuid.UUID]:
+    async def upsert_imported(self, source_id: uuid.UUID, rows: list[dict[str, Any]]) -> list[Any]:
         """Insert or update the source's customers in one statement, keyed on the source's
-        ids; each external id's customer id."""
+        ids: for each, its row (`external_id`, `id`, the fields) and whether it is new
+        (`inserted`)."""
         if not rows:
-            return {}
+            return []
         stmt = self.insert([{**row, "id": new_id(), "source_id": source_id} for row in rows])
         upsert = stmt.on_conflict_do_update(
             index_elements=[Customer.tenant_id, Customer.source_id, Customer.external_id],
@@ -32,29 +35,64 @@ class CustomerRepository(TenantRepository[Customer]):
                 "postal_code": stmt.excluded.postal_code,
                 "updated_at": func.now(),
             },
-        ).returning(Customer.external_id, Customer.id)
-        result = await self.session.execute(upsert)
-        return {str(external_id): id_ for external_id, id_ in result.all()}
+        ).returning(
+            Customer.external_id,
+            Customer.id,
+            Customer.name,
+            Customer.email,
+            Customer.phone,
+            Customer.postal_code,
+            _INSERTED,
+        )
+        return list((await self.session.execute(upsert)).all())
 
 
 class LeadRepository(TenantRepository[Lead]):
     model = Lead
 
-    async def upsert_imported(self, source_id: uuid.UUID, rows: list[dict[str, Any]]) -> int:
-        """Insert or update the source's leads in one statement; how many."""
+    async def upsert_imported(self, source_id: uuid.UUID, rows: list[dict[str, Any]]) -> list[Any]:
+        """Insert or update the source's leads in one statement: for each, its row (`id`,
+        `external_id`, `customer_id`, `status`, `value`), whether it is new (`inserted`) and
+        the status it had before (`previous_status`, None when new)."""
         if not rows:
-            return 0
+            return []
+        # The statement's snapshot is taken before its insert: this reads the old statuses.
+        before = (
+            self.select(Lead.external_id, Lead.status)
+            .where(
+                Lead.source_id == source_id,
+                Lead.external_id.in_([row["external_id"] for row in rows]),
+            )
+            .cte("before")
+        )
+        # Each returned row's old status, from the scoped CTE above. Correlated by hand:
+        # SQLAlchemy does not correlate a subquery in RETURNING with the table inserted into.
+        previous_status = literal_column(
+            "(SELECT before.status FROM before WHERE before.external_id = leads.external_id)",
+            String,
+        ).label("previous_status")
         stmt = self.insert(
             [{**row, "id": new_id(), "source_id": source_id, "source": "sync"} for row in rows]
         )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[Lead.tenant_id, Lead.source_id, Lead.external_id],
-            set_={
-                "customer_id": stmt.excluded.customer_id,
-                "status": stmt.excluded.status,
-                "value": stmt.excluded.value,
-                "updated_at": func.now(),
-            },
+        upsert = (
+            stmt.on_conflict_do_update(
+                index_elements=[Lead.tenant_id, Lead.source_id, Lead.external_id],
+                set_={
+                    "customer_id": stmt.excluded.customer_id,
+                    "status": stmt.excluded.status,
+                    "value": stmt.excluded.value,
+                    "updated_at": func.now(),
+                },
+            )
+            .add_cte(before)
+            .returning(
+                Lead.id,
+                Lead.external_id,
+                Lead.customer_id,
+                Lead.status,
+                Lead.value,
+                _INSERTED,
+                previous_status,
+            )
         )
-        result = await self.session.execute(stmt)
-        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+        return list((await self.session.execute(upsert)).all())

@@ -1,10 +1,11 @@
-"""Customers and leads. For now: what a sync writes (`import_batch`); the CRM endpoints come
-with the CRM issue and use the same tables."""
+"""Customers and leads. For now: what a sync writes (`import_batch`) and the events it tells
+the company's webhooks; the CRM endpoints come with the CRM issue and use the same tables."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -12,6 +13,7 @@ from tenantry.crm.repository import CustomerRepository, LeadRepository
 from tenantry.crm.schemas import ImportedCustomer
 from tenantry.kit.platform import Service
 from tenantry.kit.repository import TenantScope
+from tenantry.webhooks.service import WebhooksService
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,10 +30,12 @@ class CrmService(Service):
         source_id: uuid.UUID,
         customers: list[ImportedCustomer],
     ) -> Imported:
-        """Upsert a page of a source's customers and their leads: two statements whatever the
-        page's size; a record seen twice in one page counts once (the last one wins)."""
+        """Upsert a page of a source's customers and their leads, and tell the company's
+        webhooks what is new (`customer.created`, `lead.created`) and which leads moved
+        (`lead.status_changed`): at most five statements whatever the page's size. A record
+        seen twice in one page counts once (the last one wins)."""
         by_id = {c.external_id: c for c in customers}
-        ids = await CustomerRepository(session, scope).upsert_imported(
+        written = await CustomerRepository(session, scope).upsert_imported(
             source_id,
             [
                 {
@@ -44,6 +48,7 @@ class CrmService(Service):
                 for c in by_id.values()
             ],
         )
+        ids = {row.external_id: row.id for row in written}
         leads = {
             lead.external_id: {
                 "external_id": lead.external_id,
@@ -54,7 +59,41 @@ class CrmService(Service):
             for c in by_id.values()
             for lead in c.leads
         }
-        written = await LeadRepository(session, scope).upsert_imported(
+        upserted = await LeadRepository(session, scope).upsert_imported(
             source_id, list(leads.values())
         )
-        return Imported(customers=len(ids), leads=written)
+        events = [
+            ("customer.created", _customer_event(source_id, row)) for row in written if row.inserted
+        ]
+        for row in upserted:
+            if row.inserted:
+                events.append(("lead.created", _lead_event(source_id, row)))
+            elif row.previous_status != row.status:
+                changed = {**_lead_event(source_id, row), "previous_status": row.previous_status}
+                events.append(("lead.status_changed", changed))
+        await self.platform.service(WebhooksService).emit_many(session, scope, events)
+        return Imported(customers=len(written), leads=len(upserted))
+
+
+def _customer_event(source_id: uuid.UUID, row: Any) -> dict[str, Any]:
+    return {
+        "customer_id": str(row.id),
+        "source_id": str(source_id),
+        "external_id": row.external_id,
+        "name": row.name,
+        "email": row.email,
+        "phone": row.phone,
+        "postal_code": row.postal_code,
+    }
+
+
+def _lead_event(source_id: uuid.UUID, row: Any) -> dict[str, Any]:
+    return {
+        "lead_id": str(row.id),
+        "customer_id": str(row.customer_id),
+        "source_id": str(source_id),
+        "external_id": row.external_id,
+        "status": row.status,
+        # a decimal string, as the source sent it: no float rounding on the way
+        "value": None if row.value is None else str(row.value),
+    }

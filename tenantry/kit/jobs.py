@@ -37,7 +37,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -66,6 +66,14 @@ log = get_logger("tenantry.jobs")
 _DEFER_SQL = (
     "SELECT unnest(procrastinate_defer_jobs_v1(ARRAY[ROW($1::varchar, $2::varchar, $3::int,"
     " $4::text, $5::text, $6::jsonb, $7::timestamptz)::procrastinate_job_to_defer_v1])) AS id"
+)
+# Many jobs in one statement; the ids come back in the order the jobs were given (see
+# `defer_many`).
+_DEFER_MANY_SQL = (
+    "SELECT unnest(procrastinate_defer_jobs_v1(ARRAY(SELECT ROW(q, t, p, l, ql, a, s)"
+    "::procrastinate_job_to_defer_v1 FROM unnest($1::varchar[], $2::varchar[], $3::int[],"
+    " $4::text[], $5::text[], $6::jsonb[], $7::timestamptz[]) WITH ORDINALITY"
+    " AS u(q, t, p, l, ql, a, s, n) ORDER BY n))) AS id"
 )
 _QUEUEING_LOCK_INDEX = "procrastinate_jobs_queueing_lock_idx_v1"
 
@@ -210,6 +218,48 @@ class Jobs:
             raise
         log.info("job deferred", task=job.task_name, job_id=job_id, queue=job.queue)
         return job_id
+
+    async def defer_many(
+        self,
+        session: AsyncSession,
+        task: procrastinate.tasks.Task[Any, Any, Any],
+        calls: Sequence[Mapping[str, Any]],
+        *,
+        options: Mapping[str, Any] | None = None,
+    ) -> list[int]:
+        """Queue `task(**kwargs)` for each of `calls` in the session's transaction, in one
+        statement whatever their number (`defer`'s rules otherwise); their job ids, in order."""
+        if not calls:
+            return []
+        configured = task.configure(**(options or {}))
+        jobs = [configured.make_new_job(**kwargs) for kwargs in calls]
+        columns = (
+            [j.queue for j in jobs],
+            [j.task_name for j in jobs],
+            [j.priority for j in jobs],
+            [j.lock for j in jobs],
+            [j.queueing_lock for j in jobs],
+            [json.dumps(j.task_kwargs) for j in jobs],
+            [j.scheduled_at for j in jobs],
+        )
+        record_statement(_DEFER_MANY_SQL)
+        try:
+            async with session.begin_nested():
+                raw = await (await session.connection()).get_raw_connection()
+                driver: asyncpg.Connection[Any] = raw.driver_connection
+                rows = await driver.fetch(_DEFER_MANY_SQL, *columns)
+        except Exception as exc:
+            if _queueing_lock_clash(exc):
+                raise AlreadyEnqueued(
+                    "a job with one of these queueing locks is already waiting"
+                ) from None
+            raise
+        # The function answers the ids as the insert returned them, in no promised order;
+        # they come from the jobs table's sequence, drawn row by row in the order the jobs
+        # were given (ORDER BY n above), so sorted they are the jobs' own order.
+        ids = sorted(int(row["id"]) for row in rows)
+        log.info("jobs deferred", task=task.name, count=len(ids), queue=jobs[0].queue)
+        return ids
 
     async def work(
         self,

@@ -26,7 +26,18 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
-from sqlalchemy import Delete, Select, Table, Update, bindparam, delete, func, select, update
+from sqlalchemy import (
+    Delete,
+    Select,
+    Table,
+    Update,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import Insert as PgInsert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -142,6 +153,15 @@ class TenantRepository(_Repository[M]):
         said): PostgreSQL's insert, so `on_conflict_do_update` is at hand for upserts."""
         tenant_id = self.scope.tenant_id
         return pg_insert(self.model).values([{**row, "tenant_id": tenant_id} for row in rows])
+
+    async def insert_many(self, rows: list[dict[str, Any]]) -> None:
+        """Insert `rows`, each with the scope's `tenant_id`, however many: SQLAlchemy sends
+        them as multi-row INSERTs kept under the driver's parameter limit."""
+        if rows:
+            tenant_id = self.scope.tenant_id
+            await self.session.execute(
+                insert(self.model), [{**row, "tenant_id": tenant_id} for row in rows]
+            )
 
     def delete(self) -> Delete:
         return delete(self.model).where(self.tenant_filter())

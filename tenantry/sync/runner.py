@@ -198,22 +198,7 @@ class SyncRunner:
             run.status = "succeeded"
             run.error = None
             run.finished_at = datetime.now(UTC)
-            # told to the subscribed endpoints in the transaction that finishes the run
-            await self.platform.service(WebhooksService).emit(
-                session,
-                self.scope,
-                "sync.completed",
-                {
-                    "run_id": str(run.id),
-                    "source_id": str(run.source_id),
-                    "pages": run.pages_done,
-                    "records_in": run.records_in,
-                    "records_written": run.records_written,
-                    "leads_written": run.leads_written,
-                    "records_failed": run.records_failed,
-                    "finished_at": run.finished_at.isoformat(),
-                },
-            )
+            await self._tell_completed(session, run)
             metrics.record_event("sync_run", "succeeded")
             log.info(
                 "sync finished",
@@ -224,6 +209,28 @@ class SyncRunner:
                 failed=run.records_failed,
             )
 
+    async def _tell_completed(self, session: AsyncSession, run: SyncRun) -> None:
+        """`sync.completed`, succeeded or failed, to the subscribed endpoints: in the
+        transaction that ends the run."""
+        assert run.finished_at is not None
+        await self.platform.service(WebhooksService).emit(
+            session,
+            self.scope,
+            "sync.completed",
+            {
+                "run_id": str(run.id),
+                "source_id": str(run.source_id),
+                "status": run.status,
+                "pages": run.pages_done,
+                "records_in": run.records_in,
+                "records_written": run.records_written,
+                "leads_written": run.leads_written,
+                "records_failed": run.records_failed,
+                "error": run.error,
+                "finished_at": run.finished_at.isoformat(),
+            },
+        )
+
     async def _record_failure(self, error: str, *, final: bool) -> None:
         async with unit_of_work(self.platform) as session:
             run = await self._run(session)
@@ -231,6 +238,7 @@ class SyncRunner:
             if final:
                 run.status = "failed"
                 run.finished_at = datetime.now(UTC)
+                await self._tell_completed(session, run)
             metrics.record_event("sync_run", "failed" if final else "retried")
             log.warning(
                 "sync page failed",

@@ -12,10 +12,11 @@ from tenantry.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEnd
 class EndpointRepository(TenantRepository[WebhookEndpoint]):
     model = WebhookEndpoint
 
-    async def subscribed(self, event_type: str) -> list[WebhookEndpoint]:
+    async def subscribed(self, event_types: set[str]) -> list[WebhookEndpoint]:
+        """The enabled endpoints subscribed to any of `event_types`."""
         stmt = self.select().where(
             WebhookEndpoint.enabled.is_(True),
-            WebhookEndpoint.events.contains([event_type]),  # array @> ARRAY[type]
+            WebhookEndpoint.events.overlap(sorted(event_types)),  # array && ARRAY[types]
         )
         return list((await self.session.execute(stmt)).scalars())
 

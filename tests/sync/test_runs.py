@@ -6,29 +6,25 @@ checkpoint."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tenantry.app import JOB_TASKS
-from tenantry.config import Settings
-from tenantry.crm.models import Customer, Lead
-from tenantry.kit.db import Database, session_scope
-from tenantry.kit.http import Outbound, UpstreamError
+from tenantry.kit.db import session_scope
+from tenantry.kit.http import UpstreamError
 from tenantry.kit.jobs import Jobs
 from tenantry.kit.platform import Platform
-from tenantry.kit.repository import TenantScope
-from tenantry.sync.models import SyncRun, SyncSource
+from tenantry.sync.models import SyncRun
 from tenantry.sync.runner import SyncRunner
 from tenantry.sync.service import SyncService
 from tenantry.webhooks.models import WebhookDelivery, WebhookEndpoint
 from tenantry.webhooks.service import new_secret
 from tests.support.asserts import assert_problem, queries
 from tests.support.http_source import Source, customers, serving
+from tests.support.sync import add_endpoint, counts_of, deliveries_of, run_of, start_run
 from tests.support.world import CommittedWorld, World
 
 SYNC = "/api/v1/sync"
@@ -155,82 +151,15 @@ async def test_an_unknown_or_foreign_source_or_run_is_not_found(world: World) ->
 # --- the job, against a real source, with real commits ------------------------------------
 
 
-@pytest.fixture
-async def worker(
-    committed_db: Database, settings: Settings
-) -> AsyncIterator[tuple[Platform, Jobs]]:
-    """A worker's platform that may call 127.0.0.1, with the app's job tasks."""
-    quick = settings.model_copy(
-        update={
-            "outbound_allowlist": ["127.0.0.1"],
-            "outbound_retry_initial_s": 0.01,
-            "outbound_retry_max_s": 0.05,
-        }
-    )
-    platform = Platform.build(quick, committed_db)
-    platform.outbound = Outbound(quick)
-    platform.jobs = Jobs(settings.database_url or "", quick, JOB_TASKS)
-    await platform.jobs.open()
-    try:
-        yield platform, platform.jobs
-    finally:
-        await platform.jobs.close()
-        await platform.outbound.aclose()
-
-
-async def _start(
-    committed: CommittedWorld, platform: Platform, source: Source, **fields: Any
-) -> tuple[TenantScope, uuid.UUID, uuid.UUID]:
-    """A committed tenant with a source on `source`, and a pending run of it."""
-    tenant_id = await committed.tenant()
-    scope = TenantScope(tenant_id)
-    async with session_scope(committed.db.sessionmaker) as session:
-        row = SyncSource(
-            tenant_id=tenant_id,
-            name="local",
-            kind="http_json",
-            base_url=source.url + "/customers",
-            auth_header="Authorization",
-            secret_sealed=platform.secrets.seal(source.secret) if source.secret else None,
-            page_size=fields.get("page_size", 100),
-            schedule=fields.get("schedule", "*/5 * * * *"),
-            enabled=fields.get("enabled", True),
-        )
-        session.add(row)
-        await session.flush()
-        run, _ = await platform.service(SyncService).start_run(
-            session, scope, row.id, trigger="manual"
-        )
-        return scope, row.id, run.id
-
-
-async def _run(committed: CommittedWorld, scope: TenantScope, run_id: uuid.UUID) -> SyncRun:
-    async with session_scope(committed.db.sessionmaker) as session:
-        found = await session.get(SyncRun, (scope.tenant_id, run_id))
-        assert found is not None
-        return found
-
-
-async def _counts(committed: CommittedWorld, scope: TenantScope) -> tuple[int, int]:
-    async with session_scope(committed.db.sessionmaker) as session:
-        n_customers = await session.scalar(
-            select(func.count()).select_from(Customer).where(Customer.tenant_id == scope.tenant_id)
-        )
-        n_leads = await session.scalar(
-            select(func.count()).select_from(Lead).where(Lead.tenant_id == scope.tenant_id)
-        )
-    return int(n_customers or 0), int(n_leads or 0)
-
-
 async def test_a_thousand_records_land_exactly_once_even_when_synced_twice(
     committed: CommittedWorld, worker: tuple[Platform, Jobs]
 ) -> None:
     platform, jobs = worker
     source = Source(customers(1000), secret="Bearer s3cret")
     async with serving(source):
-        scope, source_id, run_id = await _start(committed, platform, source)
+        scope, source_id, run_id = await start_run(committed, platform, source)
         await jobs.work(platform, queues=["sync"], wait=False)  # the queued job, by a worker
-        run = await _run(committed, scope, run_id)
+        run = await run_of(committed, scope, run_id)
         assert (run.status, run.pages_done, run.records_in, run.records_written) == (
             "succeeded",
             10,
@@ -239,7 +168,7 @@ async def test_a_thousand_records_land_exactly_once_even_when_synced_twice(
         )
         assert (run.leads_written, run.records_failed, run.next_page) == (1000, 0, None)
         assert run.finished_at is not None and run.error is None
-        assert await _counts(committed, scope) == (1000, 1000)
+        assert await counts_of(committed, scope) == (1000, 1000)
 
         async with session_scope(committed.db.sessionmaker) as session:
             again, created = await platform.service(SyncService).start_run(
@@ -247,8 +176,8 @@ async def test_a_thousand_records_land_exactly_once_even_when_synced_twice(
             )
         assert created
         await jobs.work(platform, queues=["sync"], wait=False)
-        assert (await _run(committed, scope, again.id)).status == "succeeded"
-        assert await _counts(committed, scope) == (1000, 1000)  # updated, not duplicated
+        assert (await run_of(committed, scope, again.id)).status == "succeeded"
+        assert await counts_of(committed, scope) == (1000, 1000)  # updated, not duplicated
 
 
 async def test_one_percent_of_failing_source_calls_do_not_fail_the_sync(
@@ -258,9 +187,9 @@ async def test_one_percent_of_failing_source_calls_do_not_fail_the_sync(
     source = Source(customers(1000, leads_each=0))
     source.switches.fail_rate = 0.01
     async with serving(source):
-        scope, _, run_id = await _start(committed, platform, source, page_size=20)
+        scope, _, run_id = await start_run(committed, platform, source, page_size=20)
         assert await SyncRunner(platform, scope, run_id).run(last_try=True) == "succeeded"
-    run = await _run(committed, scope, run_id)
+    run = await run_of(committed, scope, run_id)
     assert (run.status, run.records_written, run.pages_done) == ("succeeded", 1000, 50)
     assert len(source.switches.pages) > 50  # some pages were asked for again
 
@@ -275,7 +204,7 @@ async def test_bad_records_are_kept_with_their_errors_and_the_rest_is_written(
     records[7]["leads"] = [{"external_id": "x", "status": "bogus", "value": "1"}]
     source = Source(records)
     async with serving(source):
-        scope, _, run_id = await _start(committed, platform, source, page_size=4)
+        scope, _, run_id = await start_run(committed, platform, source, page_size=4)
         async with session_scope(committed.db.sessionmaker) as session:
             session.add(
                 WebhookEndpoint(
@@ -287,7 +216,7 @@ async def test_bad_records_are_kept_with_their_errors_and_the_rest_is_written(
                 )
             )
         assert await SyncRunner(platform, scope, run_id).run(last_try=True) == "succeeded"
-    run = await _run(committed, scope, run_id)
+    run = await run_of(committed, scope, run_id)
     assert (run.records_in, run.records_written, run.records_failed) == (10, 7, 3)
     async with session_scope(committed.db.sessionmaker) as session:
         [event] = (
@@ -310,28 +239,34 @@ async def test_a_run_cut_short_resumes_from_its_checkpoint_and_fails_on_its_last
     source = Source(customers(100, leads_each=0))
     source.switches.fail_from_page = 4  # pages 1-3 go through, then the source is down
     async with serving(source):
-        scope, _, run_id = await _start(committed, platform, source, page_size=10)
+        scope, _, run_id = await start_run(committed, platform, source, page_size=10)
         runner = SyncRunner(platform, scope, run_id)
         with pytest.raises(UpstreamError, match="503"):
             await runner.run(last_try=False)  # the job's try fails; the job is retried
-        run = await _run(committed, scope, run_id)
+        run = await run_of(committed, scope, run_id)
         assert (run.status, run.next_page, run.pages_done) == ("running", 4, 3)
         assert run.error and "503" in run.error and run.finished_at is None
-        assert await _counts(committed, scope) == (30, 0)
+        assert await counts_of(committed, scope) == (30, 0)
 
         source.switches.fail_from_page = None  # back up: the retry goes on from page 4
         source.switches.pages.clear()
         assert await runner.run(last_try=False) == "succeeded"
         assert source.switches.pages == list(range(4, 11))
-        run = await _run(committed, scope, run_id)
+        run = await run_of(committed, scope, run_id)
         assert (run.status, run.records_written, run.error) == ("succeeded", 100, None)
 
         source.switches.fail_from_page = 1
-        scope2, _, run2 = await _start(committed, platform, source, page_size=10)
+        scope2, _, run2 = await start_run(committed, platform, source, page_size=10)
+        await add_endpoint(committed, platform, scope2, ["sync.completed"])
         with pytest.raises(UpstreamError):
             await SyncRunner(platform, scope2, run2).run(last_try=True)
-    failed = await _run(committed, scope2, run2)
+    failed = await run_of(committed, scope2, run2)
     assert failed.status == "failed" and failed.error and failed.finished_at is not None
+    [told] = await deliveries_of(committed, scope2)  # a failed run is completed too
+    assert (told.payload["data"]["status"], told.payload["data"]["error"]) == (
+        "failed",
+        failed.error,
+    )
 
 
 async def test_due_sources_get_a_run_and_disabled_ones_do_not(
@@ -339,12 +274,14 @@ async def test_due_sources_get_a_run_and_disabled_ones_do_not(
 ) -> None:
     platform, _ = worker
     source = Source()
-    every_minute, _, first_run = await _start(committed, platform, source, schedule="* * * * *")
+    every_minute, _, first_run = await start_run(committed, platform, source, schedule="* * * * *")
     async with session_scope(committed.db.sessionmaker) as session:
         run = await session.get(SyncRun, (every_minute.tenant_id, first_run))
         assert run is not None
         run.status = "succeeded"  # the first is done: the next minute starts another
-    disabled, _, _ = await _start(committed, platform, source, schedule="* * * * *", enabled=False)
+    disabled, _, _ = await start_run(
+        committed, platform, source, schedule="* * * * *", enabled=False
+    )
     started = await platform.service(SyncService).start_due(datetime.now(UTC))
     assert started >= 1
     async with session_scope(committed.db.sessionmaker) as session:
