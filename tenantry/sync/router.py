@@ -87,7 +87,18 @@ async def update_sync_source(
     summary="Sync a source now; a source already syncing answers with its run",
     response_model=SyncAccepted,
     status_code=status.HTTP_202_ACCEPTED,
-    responses=problems(400, 401, 403, 404, 413, 422),
+    responses={
+        202: {
+            "description": "The run, new or already under way",
+            "headers": {
+                "Location": {
+                    "description": "The run's status URL (`status_url`)",
+                    "schema": {"type": "string"},
+                }
+            },
+        },
+        **problems(400, 401, 403, 404, 413, 422),
+    },
 )
 async def start_sync(
     body: SyncRequest,
