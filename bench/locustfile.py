@@ -7,7 +7,7 @@ results. Set BENCH_TOKEN to reuse a token; otherwise each user logs in once at s
 (BENCH_EMAIL / BENCH_PASSWORD, default the demo owner of acme).
 
 The seeds' own load tests join this file with the issues that build their endpoints:
-`SyncUser` is seed 003's sync API test.
+`SyncUser` is seed 003's sync API test, `OnboardingUser` seed 000's onboarding test.
 """
 
 from __future__ import annotations
@@ -80,3 +80,28 @@ class SyncUser(_Authenticated):
     @task(1)
     def trigger(self) -> None:
         self.client.post("/api/v1/sync", json={"source_id": self.source_id}, headers=self.auth)
+
+
+class OnboardingUser(FastHttpUser):
+    """Seed 000's onboarding load test, as it is: visitors (no login) posting a company
+    profile and reading the suite catalog."""
+
+    wait_time = between(1, 3)
+
+    @task
+    def create_company_profile(self) -> None:
+        self.client.post(
+            "/api/v1/onboarding/company-profile",
+            json={
+                "company_name": "Test Corp",
+                "industry": "technology",
+                "company_size": "startup",
+                "primary_challenges": ["marketing_optimization"],
+                "current_tools": [],
+                "goals": ["increase_roi"],
+            },
+        )
+
+    @task
+    def get_suite_catalog(self) -> None:
+        self.client.get("/api/v1/onboarding/suite-catalog")

@@ -269,6 +269,7 @@ def _summarise(
 USER_SCENARIOS = (
     ("TeamUser", "teamuser", "locust TeamUser (wait 1-3 s), as the seeds' load tests"),
     ("SyncUser", "syncuser", "seed 003's sync API: 3 history pages to 1 sync started (wait 1-3 s)"),
+    ("OnboardingUser", "onboardinguser", "seed 000's onboarding: profile and catalog (wait 1-3 s)"),
 )
 
 

@@ -100,6 +100,15 @@ end
 """
 
 OWNER = "owner@acme.example"
+# What seed 000's load test posts.
+SEED_PROFILE: dict[str, object] = {
+    "company_name": "Test Corp",
+    "industry": "technology",
+    "company_size": "startup",
+    "primary_challenges": ["marketing_optimization"],
+    "current_tools": [],
+    "goals": ["increase_roi"],
+}
 # Not a wrk scenario: whole syncs run by a worker (bench/sync_throughput.py).
 SYNC_SCENARIO = "sync-throughput"
 FLOOR_FASTAPI = "floor-fastapi"
@@ -164,6 +173,19 @@ SCENARIOS: tuple[Scenario, ...] = (
         Target(min_ratio=0.75, max_queries=0),
         auth=OWNER,
         note="cached per DESIGN (10 min)",
+    ),
+    Scenario(
+        "suite-catalog",
+        (Request("/api/v1/onboarding/suite-catalog"),),
+        Target(min_ratio=0.80, max_queries=0),
+        note="seed 000's catalog: the same bytes for every visitor, from memory",
+    ),
+    Scenario(
+        "company-profile",
+        (Request("/api/v1/onboarding/company-profile", "POST", SEED_PROFILE),),
+        Target(max_p95_ms=20, max_queries=2),
+        connections=10,
+        note="seed 000's session creation: recommendations, state store, funnel event",
     ),
     Scenario(
         "mixed-100",

@@ -40,6 +40,9 @@ from tenantry.kit.redis import make_client as make_redis
 from tenantry.kit.routes import RouteIndex, RouteTemplates, include_flat
 from tenantry.kit.security import configure_password_hashing
 from tenantry.kit.state import PostgresStateStore, RedisStateStore, sweep_forever
+from tenantry.onboarding import tasks as onboarding_tasks
+from tenantry.onboarding.router import admin_router as onboarding_admin_router
+from tenantry.onboarding.router import router as onboarding_router
 from tenantry.ops.router import router as ops_router
 from tenantry.sync import tasks as sync_tasks
 from tenantry.sync.router import router as sync_router
@@ -55,15 +58,18 @@ API_ROUTERS = (
     users_router,
     tenants_router,
     api_keys_router,
+    onboarding_router,
     sync_router,
     webhooks_router,
     admin_router,
+    onboarding_admin_router,
 )
 # Every domain's background tasks (`kit.jobs`), registered as `<namespace>:<task>`.
 JOB_TASKS = {
     "kit": jobs_kit.maintenance,
     "sync": sync_tasks.tasks,
     "webhooks": webhook_tasks.tasks,
+    "onboarding": onboarding_tasks.tasks,
 }
 # Probes and the scraper are never rate limited.
 UNLIMITED_PATHS = ("/healthz", "/readyz", "/metrics")

@@ -214,6 +214,19 @@ class Settings(BaseSettings):
     # path (measured; the bare request costs ~150), and the proxy in front keeps an access log.
     access_log: bool = False
 
+    # Onboarding: how long a visitor's session lives; email domains whose companies are not
+    # billed (comma-separated; a quote for such an email totals zero and says why).
+    onboarding_session_ttl_s: int = Field(86_400, ge=60)
+    billing_bypass_domains: Annotated[list[str], NoDecode] = []
+
+    # Mail (`kit.mail`): smtp://user:password@host:587 (STARTTLS when the server offers it),
+    # smtps://... for TLS from the start; unset: each message is written as an .eml file in
+    # MAIL_OUTBOX_DIR instead (the embedded default, nothing to install).
+    smtp_url: str | None = None
+    smtp_timeout_s: float = Field(30, gt=0)
+    mail_from: str = "Tenantry <hello@tenantry.localhost>"
+    mail_outbox_dir: Path = Path("var/outbox")
+
     # Demo data.
     demo_password: str = DEFAULT_DEMO_PASSWORD
     operator_tenant_slug: str = "tenantry"
@@ -234,17 +247,30 @@ class Settings(BaseSettings):
         )
         return init_settings, env_settings, dotenv_settings, caches, file_secret_settings
 
-    @field_validator("database_url", "database_read_url", "redis_url", "public_url", mode="before")
+    @field_validator(
+        "database_url", "database_read_url", "redis_url", "public_url", "smtp_url", mode="before"
+    )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("cors_origins", "outbound_allowlist", "secrets_keys", mode="before")
+    @field_validator(
+        "cors_origins",
+        "outbound_allowlist",
+        "secrets_keys",
+        "billing_bypass_domains",
+        mode="before",
+    )
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("billing_bypass_domains")
+    @classmethod
+    def _domains(cls, value: list[str]) -> list[str]:
+        return [d.lower().lstrip("@").rstrip(".") for d in value]
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -4,6 +4,7 @@ from tenantry.api_keys.models import ApiKey
 from tenantry.crm.models import Customer, Lead
 from tenantry.kit.models import Base
 from tenantry.kit.state import StateEntry
+from tenantry.onboarding.models import OnboardingCompletion, OnboardingEvent, OnboardingQuote
 from tenantry.sync.models import SyncRun, SyncSource
 from tenantry.tenants.models import Tenant, TenantSettings
 from tenantry.users.models import User
@@ -14,6 +15,9 @@ __all__ = [
     "Base",
     "Customer",
     "Lead",
+    "OnboardingCompletion",
+    "OnboardingEvent",
+    "OnboardingQuote",
     "StateEntry",
     "SyncRun",
     "SyncSource",

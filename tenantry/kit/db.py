@@ -6,8 +6,9 @@ engines, sessions, and `Reader`/`LeanQuery` for hot reads.
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,7 @@ from tenantry.kit.caches import Caches, take_invalidations
 from tenantry.kit.context import record_statement
 
 ASYNC_DRIVER = "postgresql+asyncpg"
+log = logging.getLogger("tenantry.db")
 
 
 def async_url(url: str | URL) -> URL:
@@ -234,6 +236,25 @@ class Database:
         await self.engine.dispose()
 
 
+_AFTER_COMMIT = "tenantry.after_commit"
+
+
+def after_commit(session: AsyncSession, action: Callable[[], Awaitable[None]]) -> None:
+    """Run `action()` once this session's transaction has committed (never when it rolls
+    back): for what lives outside the database and must not get ahead of it, such as the
+    state store. Its failure is logged, not raised: the commit stands and the caller gets
+    its answer."""
+    session.info.setdefault(_AFTER_COMMIT, []).append(action)
+
+
+async def _run_after_commit(actions: list[Callable[[], Awaitable[None]]]) -> None:
+    for action in actions:
+        try:
+            await action()
+        except Exception:
+            log.exception("an after-commit action failed")
+
+
 @asynccontextmanager
 async def session_scope(
     factory: async_sessionmaker[AsyncSession], caches: Caches | None = None
@@ -242,7 +263,8 @@ async def session_scope(
 
     The request dependency and job runners use this; services only flush. What the services
     marked stale (`kit.caches.invalidate_on_commit`) is staged on the bus inside the
-    transaction and published once it has committed; a rollback forgets it.
+    transaction and published once it has committed, and `after_commit` actions run then; a
+    rollback forgets both.
     """
     session = factory()
     try:
@@ -250,6 +272,7 @@ async def session_scope(
             yield session
         except BaseException:
             take_invalidations(session)
+            session.info.pop(_AFTER_COMMIT, None)
             if _began(session):
                 await session.rollback()
             raise
@@ -258,13 +281,14 @@ async def session_scope(
             # (`kit.cache_lists.invalidated_by`), and they must be taken before it commits.
             await session.flush()
         stale = take_invalidations(session)
-        if not (stale or _began(session)):
-            return  # nothing ran and nothing is pending: nothing to commit or close
-        if stale and caches is not None:
-            await caches.stage(session, stale)
-        await session.commit()
-        if stale and caches is not None:
-            await caches.publish(stale)
+        if stale or _began(session):  # else nothing ran and nothing is pending
+            if stale and caches is not None:
+                await caches.stage(session, stale)
+            await session.commit()
+            if stale and caches is not None:
+                await caches.publish(stale)
+        if actions := session.info.pop(_AFTER_COMMIT, None):
+            await _run_after_commit(actions)
     finally:
         if _began(session) or session.identity_map:
             await session.close()

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -185,3 +185,30 @@ def _json_object(value: dict[str, Any]) -> dict[str, Any]:
 
 JsonObject = Annotated[dict[str, Any], AfterValidator(_json_object)]
 """A free-form JSON object; document `JSON_OBJECT_BOUNDS` in the field's description."""
+
+
+@dataclass(frozen=True, slots=True)
+class _OneOf(GroupedMetadata):
+    what: str
+    allowed: tuple[str, ...]
+
+    def __iter__(self) -> Iterator[object]:
+        yield from text(min_length=1, max_length=max(map(len, self.allowed), default=1))
+        yield AfterValidator(self._check)
+        yield WithJsonSchema({"type": "string", "enum": list(self.allowed)})
+
+    def _check(self, value: str) -> str:
+        if value not in self.allowed:
+            raise PydanticCustomError(
+                "not_one_of",
+                "not a known {what}; one of: {allowed}",
+                {"what": self.what, "allowed": ", ".join(self.allowed)},
+            )
+        return value
+
+
+def one_of(what: str, allowed: Iterable[str]) -> GroupedMetadata:
+    """A string from a vocabulary that is data, not code (a Literal needs it in the code):
+    `Annotated[str, one_of("industry", CATALOG.industries)]`. A value outside it is a 422
+    naming the field and listing the allowed values, which OpenAPI shows as an enum."""
+    return _OneOf(what, tuple(allowed))

@@ -110,6 +110,13 @@ class UsersService(Service):
         await session.refresh(user, ["created_at", "is_active"])
         return user
 
+    async def get(self, session: AsyncSession, scope: TenantScope, user_id: uuid.UUID) -> User:
+        """One user of the scope's tenant, or 404."""
+        user = await UserRepository(session, scope).get(user_id)
+        if user is None:
+            raise NotFound("No such user in your company.")
+        return user
+
     async def add(
         self,
         session: AsyncSession,

@@ -63,7 +63,11 @@ async def test_bench_runs_every_scenario_and_reports(admin_url: str, tmp_path: P
         assert s["runs"][0]["requests"] > 0
         assert not s["failed"], s
     assert data["floor_fastapi_rps"] > 0
-    assert [u["name"] for u in data["locust"]] == ["locust-teamuser-5", "locust-syncuser-5"]
+    assert [u["name"] for u in data["locust"]] == [
+        "locust-teamuser-5",
+        "locust-syncuser-5",
+        "locust-onboardinguser-5",
+    ]
     for user in data["locust"]:
         assert user["runs"][0]["requests"] > 0 and not user["failed"], user
     sync = data["sync"]  # whole syncs by a worker process, from real faulty sources

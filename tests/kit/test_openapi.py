@@ -6,7 +6,21 @@ from typing import Any
 
 import httpx
 
-PUBLIC = {"login", "oauth_authorize", "oauth_callback", "healthz", "readyz", "metrics"}
+PUBLIC = {
+    "login",
+    "oauth_authorize",
+    "oauth_callback",
+    "healthz",
+    "readyz",
+    "metrics",
+    # onboarding: a visitor has no account until it completes
+    "get_suite_catalog",
+    "create_company_profile",
+    "get_onboarding_session",
+    "price_suites",
+    "get_quote",
+    "complete_demo_experience",
+}
 
 
 async def _spec(client: httpx.AsyncClient) -> dict[str, Any]:

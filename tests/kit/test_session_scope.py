@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.config import Settings
 from tenantry.kit.caches import Caches, invalidate_on_commit
-from tenantry.kit.db import Database, session_scope
+from tenantry.kit.db import Database, after_commit, session_scope
 from tenantry.tenants.models import Tenant
 
 
@@ -115,3 +115,36 @@ async def test_invalidations_alone_still_go_out_with_a_commit(db: Database) -> N
         invalidate_on_commit(session, "tenant", "k")
     assert counting.calls[0] == "commit"
     assert published == [("tenant", "k")]
+
+
+async def test_after_commit_actions_run_once_it_committed_and_never_on_rollback(
+    db: Database,
+) -> None:
+    seen: list[bool] = []
+    tenant = _tenant()
+
+    async def check() -> None:  # runs after the commit: another session sees the row
+        seen.append(await _exists(db, tenant.slug))
+
+    async def fail() -> None:
+        raise RuntimeError("the state store is away")
+
+    async with session_scope(db.sessionmaker) as s:
+        s.add(tenant)
+        after_commit(s, fail)  # logged, not raised: the commit stands
+        after_commit(s, check)
+    assert seen == [True]
+
+    async def failing_request() -> None:
+        async with session_scope(db.sessionmaker) as s:
+            s.add(_tenant())
+            after_commit(s, check)
+            raise ValueError("the request failed")
+
+    with pytest.raises(ValueError, match="the request failed"):
+        await failing_request()
+    assert seen == [True]
+
+    async with session_scope(db.sessionmaker) as s:  # nothing to commit: it runs all the same
+        after_commit(s, check)
+    assert seen == [True, True]

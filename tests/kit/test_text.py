@@ -457,7 +457,10 @@ def body_slots(spec: dict[str, Any]) -> list[Slot]:
                 continue
             model = _resolve(content["application/json"]["schema"], components)
             props = {k: _resolve(v, components) for k, v in model["properties"].items()}
-            body = {k: _minimal(props[k]) for k in model.get("required", [])}
+            required = list(model.get("required", []))
+            # one of several sets of fields (`anyOf` of `required`): the first set
+            required += model.get("anyOf", [{}])[0].get("required", [])
+            body = {k: _minimal(props[k]) for k in required}
             slots.append(Slot(method.upper(), path, body, "", "extra key"))
             for name, prop in props.items():
                 kind = prop.get("type")
