@@ -95,8 +95,9 @@ class Pricing(_Strict):
     annual_label: str
 
 
-class Catalog(_Strict):
-    version_note: str = ""
+class _Offer(_Strict):
+    """What a visitor is shown: the suites, their prices and the profile's vocabulary."""
+
     base_currency: str
     currencies: dict[str, Currency]
     company_sizes: dict[str, Size]
@@ -104,9 +105,13 @@ class Catalog(_Strict):
     challenges: dict[str, str]
     goals: dict[str, str]
     tools: dict[str, str]
-    rules: Rules
     pricing: Pricing
     suites: list[Suite]
+
+
+class Catalog(_Offer):
+    version_note: str = ""
+    rules: Rules
 
     @model_validator(mode="after")
     def _consistent(self) -> Catalog:
@@ -151,19 +156,10 @@ CATALOG = Catalog.model_validate_json(_RAW)
 VERSION = hashlib.sha256(_RAW).hexdigest()[:16]
 
 
-class CatalogOut(BaseModel):
+class CatalogOut(_Offer):
     """The catalog as `GET /onboarding/suite-catalog` answers it."""
 
     version: str = Field(description="Names the catalog a quote was priced from")
-    base_currency: str
-    currencies: dict[str, Currency]
-    company_sizes: dict[str, Size]
-    industries: dict[str, str]
-    challenges: dict[str, str]
-    goals: dict[str, str]
-    tools: dict[str, str]
-    pricing: Pricing
-    suites: list[Suite]
 
 
 def _render() -> Rendered:

@@ -91,19 +91,7 @@ class CompletionService(Service):
         jobs = self.platform.jobs
         await jobs.defer(session, jobs.task(SEND_WELCOME), session_id=body.session_id)
         self._mark_completed(session, body.session_id, str(tenant.id))
-        token, ttl = self.platform.tokens.issue(
-            user_id=owner.id, tenant_id=tenant.id, role=owner.role, version=owner.token_version
-        )
-        return Completed(
-            tenant_id=tenant.id,
-            tenant_slug=tenant.slug,
-            user_id=owner.id,
-            email=owner.email,
-            access_token=token,
-            expires_in=ttl,
-            password=None if body.password else password,
-            created=True,
-        )
+        return self._answer(tenant.slug, owner, None if body.password else password, True)
 
     async def _again(self, session: AsyncSession, done: OnboardingCompletion) -> Completed:
         """The first completion's tenant and owner, with a new token (the password made then
@@ -112,18 +100,26 @@ class CompletionService(Service):
             session, TenantScope(done.tenant_id), done.user_id
         )
         summary = await self.platform.service(TenantsService).summary(TenantScope(done.tenant_id))
+        return self._answer(summary.slug, owner, None, False)
+
+    def _answer(self, slug: str, owner: Any, password: str | None, created: bool) -> Completed:
+        """The company and its owner (a user as the users service gives it), with a fresh
+        access token for the owner."""
         token, ttl = self.platform.tokens.issue(
-            user_id=owner.id, tenant_id=done.tenant_id, role=owner.role, version=owner.token_version
+            user_id=owner.id,
+            tenant_id=owner.tenant_id,
+            role=owner.role,
+            version=owner.token_version,
         )
         return Completed(
-            tenant_id=done.tenant_id,
-            tenant_slug=summary.slug,
+            tenant_id=owner.tenant_id,
+            tenant_slug=slug,
             user_id=owner.id,
             email=owner.email,
             access_token=token,
             expires_in=ttl,
-            password=None,
-            created=False,
+            password=password,
+            created=created,
         )
 
     async def _free_slug(self, session: AsyncSession, name: str) -> str:

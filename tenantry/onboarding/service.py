@@ -13,6 +13,7 @@ import secrets
 import uuid
 from dataclasses import asdict
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -49,7 +50,12 @@ def bypass_reason(email: str | None, domains: list[str]) -> str | None:
     is one of BILLING_BYPASS_DOMAINS."""
     if not email or "@" not in email or not domains:
         return None
-    host = email.rsplit("@", 1)[1].lower().rstrip(".")
+    return _bypass_for_host(email.rsplit("@", 1)[1].lower().rstrip("."), tuple(domains))
+
+
+@lru_cache(maxsize=4096)
+def _bypass_for_host(host: str, domains: tuple[str, ...]) -> str | None:
+    """Memoised per host and setting: visitors of one company ask again and again."""
     for domain in domains:
         if host == domain or host.endswith("." + domain):
             return f"{domain} is not billed (BILLING_BYPASS_DOMAINS)"
