@@ -86,7 +86,9 @@ class CompletionService(Service):
                 session_id=body.session_id, tenant_id=tenant.id, user_id=owner.id, report=report
             )
         )
-        OnboardingLog(session).record(body.session_id, "completed", {"tenant_id": str(tenant.id)})
+        await OnboardingLog(session).record(
+            body.session_id, "completed", {"tenant_id": str(tenant.id)}
+        )
         await session.flush()
         jobs = self.platform.jobs
         await jobs.defer(session, jobs.task(SEND_WELCOME), session_id=body.session_id)

@@ -7,8 +7,9 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, insert, select, text
 
+from tenantry.kit.ids import new_id
 from tenantry.kit.repository import PlatformRepository
 from tenantry.onboarding.models import OnboardingCompletion, OnboardingEvent, OnboardingQuote
 
@@ -19,9 +20,11 @@ class OnboardingLog(PlatformRepository[OnboardingEvent]):
     unscoped_because = f"{_WHY}, and the funnel counts every visitor's steps"
     model = OnboardingEvent
 
-    def record(self, session_id: str, step: str, properties: dict[str, Any]) -> None:
-        """Written with the request's transaction: one row, no read."""
-        self.session.add(OnboardingEvent(session_id=session_id, step=step, properties=properties))
+    async def record(self, session_id: str, step: str, properties: dict[str, Any]) -> None:
+        """Written with the request's transaction: one row, no read (Core: an append-only
+        row needs none of the ORM's bookkeeping, which was a tenth of a profile's CPU)."""
+        row = {"id": new_id(), "session_id": session_id, "step": step, "properties": properties}
+        await self.session.execute(insert(OnboardingEvent).values(row))
 
     async def by_day(self, start: datetime, end: datetime) -> list[tuple[Any, str, int]]:
         """(day, step, distinct sessions) in [start, end)."""

@@ -119,8 +119,10 @@ class OnboardingService(Service):
             "created_at": now.isoformat(),
             "expires_at": expires_at.isoformat(),
         }
-        await self.platform.state.put(NAMESPACE, session_id, state, self._ttl_s)
-        OnboardingLog(session).record(
+        # With the request's transaction when the store is this database: the session and its
+        # funnel step exist together or not at all.
+        await self.platform.state.put(NAMESPACE, session_id, state, self._ttl_s, with_=session)
+        await OnboardingLog(session).record(
             session_id,
             "profile",
             {"industry": body.industry, "company_size": body.company_size},
@@ -171,7 +173,7 @@ class OnboardingService(Service):
             )
         )
         if body.session_id is not None:
-            OnboardingLog(session).record(
+            await OnboardingLog(session).record(
                 body.session_id,
                 "pricing_viewed",
                 {

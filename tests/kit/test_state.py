@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from tenantry.app import create_app
 from tenantry.config import Settings
-from tenantry.kit.db import Database
+from tenantry.kit.db import Database, session_scope
 from tenantry.kit.redis import RedisHealth
 from tenantry.kit.state import (
     PostgresStateStore,
@@ -187,3 +187,27 @@ async def test_the_background_sweep_deletes_expired_rows(committed_db: Database)
         await eventually(swept)
     finally:
         sweeper.cancel()
+
+
+async def test_a_put_with_a_request_is_kept_only_if_the_request_commits(
+    settings: Settings,
+) -> None:
+    db = Database(settings.database_url or "", settings)
+    store = PostgresStateStore(db)
+    kept, dropped = uuid.uuid4().hex, uuid.uuid4().hex
+
+    async def request(key: str, *, fail: bool) -> None:
+        async with session_scope(db.sessionmaker) as session:
+            await store.put("with-request", key, {"k": key}, 60, with_=session)
+            if fail:
+                raise RuntimeError("the request failed after the put")
+
+    try:
+        await request(kept, fail=False)
+        with pytest.raises(RuntimeError, match="after the put"):
+            await request(dropped, fail=True)
+        assert await store.get("with-request", kept) == {"k": kept}
+        assert await store.get("with-request", dropped) is None
+    finally:
+        await store.delete("with-request", kept)
+        await db.dispose()
