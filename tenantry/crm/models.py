@@ -15,10 +15,14 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tenantry.kit.models import Base, CreatedAtMixin, TenantOwned
+
+# What a customer search matches (`CustomerRepository.search_text` builds the same expression).
+SEARCH = "lower(name || ' ' || coalesce(email, '') || ' ' || coalesce(phone, ''))"
 
 
 class Customer(TenantOwned, CreatedAtMixin, Base):
@@ -27,6 +31,13 @@ class Customer(TenantOwned, CreatedAtMixin, Base):
         # The upsert's conflict target; NULLs are distinct, so customers made by hand never
         # conflict with each other.
         UniqueConstraint("tenant_id", "source_id", "external_id"),
+        # `?q=`: trigrams of name, email and phone within the tenant (migration 0011)
+        Index(
+            "ix_customers_search",
+            "tenant_id",
+            text(SEARCH + " gin_trgm_ops"),
+            postgresql_using="gin",
+        ),
     )
 
     name: Mapped[str] = mapped_column(String(200))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import Boolean, Label, String, func, literal_column
+from sqlalchemy import Boolean, ColumnElement, Label, String, func, literal_column
 
 from tenantry.crm.models import Customer, Lead
 from tenantry.kit.ids import new_id
@@ -16,8 +16,40 @@ from tenantry.kit.repository import TenantRepository
 _INSERTED: Label[bool] = literal_column("xmax = 0", Boolean).label("inserted")
 
 
+def _like(q: str) -> str:
+    """`q` as a substring pattern, its own `%`, `_` and `\\` taken literally."""
+    escaped = q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
 class CustomerRepository(TenantRepository[Customer]):
     model = Customer
+
+    @staticmethod
+    def search_text() -> ColumnElement[str]:
+        """What `?q=` searches: name, email and phone, lowercased; the GIN trigram index
+        `ix_customers_search` (`crm.models.SEARCH`, migration 0011) is on exactly this."""
+        return func.lower(
+            Customer.name
+            + " "
+            + func.coalesce(Customer.email, "")
+            + " "
+            + func.coalesce(Customer.phone, "")
+        )
+
+    async def newest(self, *, q: str | None, after: uuid.UUID | None, limit: int) -> list[Any]:
+        """Up to `limit` customers, newest first, older than `after`, matching `q`: one
+        statement (an index range on the key, or the trigram index for `q`)."""
+        stmt = self.select().order_by(Customer.id.desc()).limit(limit)
+        if after is not None:
+            stmt = stmt.where(Customer.id < after)
+        if q:
+            stmt = stmt.where(self.search_text().like(_like(q), escape="\\"))
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def remove(self, customer_id: uuid.UUID) -> bool:
+        stmt = self.delete().where(Customer.id == customer_id)
+        return bool((await self.session.execute(stmt)).rowcount)  # type: ignore[attr-defined]
 
     async def upsert_imported(self, source_id: uuid.UUID, rows: list[dict[str, Any]]) -> list[Any]:
         """Insert or update the source's customers in one statement, keyed on the source's

@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import uuid
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
+from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from tenantry.kit.cursor import CursorPage
 from tenantry.kit.text import Email, text
 
 ExternalId = Annotated[str, text(min_length=1, max_length=200)]
@@ -31,3 +35,52 @@ class ImportedCustomer(BaseModel):
     phone: Annotated[str, text(max_length=50)] | None = None
     postal_code: Annotated[str, text(max_length=20)] | None = None
     leads: list[ImportedLead] = Field(default_factory=list, max_length=1000)
+
+
+Name = Annotated[str, text(min_length=1, max_length=200)]
+Search = Annotated[
+    str | None,
+    Query(description="Part of the name, email or phone (any case)"),
+    text(min_length=1, max_length=100),
+]
+Phone = Annotated[str, text(min_length=1, max_length=50, pattern=r"^[0-9+()./ -]+$")]
+PostalCode = Annotated[str, text(min_length=1, max_length=20)]
+
+
+class CustomerCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name = Field(examples=["Ada Lovelace"])
+    email: Email | None = None
+    phone: Phone | None = Field(None, examples=["+34 600 000 001"])
+    postal_code: PostalCode | None = Field(None, examples=["28001"])
+
+
+class CustomerPatch(BaseModel):
+    """Only the fields sent change; `null` clears an optional one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name | None = None
+    email: Email | None = None
+    phone: Phone | None = None
+    postal_code: PostalCode | None = None
+
+
+class CustomerOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    email: str | None
+    phone: str | None
+    postal_code: str | None
+    zone_id: uuid.UUID | None
+    source_id: uuid.UUID | None = Field(description="The sync source it came from, if any")
+    external_id: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class CustomerList(CursorPage[CustomerOut]):
+    pass

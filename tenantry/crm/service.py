@@ -1,5 +1,5 @@
-"""Customers and leads. For now: what a sync writes (`import_batch`) and the events it tells
-the company's webhooks; the CRM endpoints come with the CRM issue and use the same tables."""
+"""Customers and leads: the customers' API, and what a sync writes (`import_batch`), with the
+events each tells the company's webhooks."""
 
 from __future__ import annotations
 
@@ -9,8 +9,17 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tenantry.crm.models import Customer
 from tenantry.crm.repository import CustomerRepository, LeadRepository
-from tenantry.crm.schemas import ImportedCustomer
+from tenantry.crm.schemas import (
+    CustomerCreate,
+    CustomerList,
+    CustomerOut,
+    CustomerPatch,
+    ImportedCustomer,
+)
+from tenantry.kit import cursor as cursor_kit
+from tenantry.kit.errors import Invalid, NotFound
 from tenantry.kit.platform import Service
 from tenantry.kit.repository import TenantScope
 from tenantry.webhooks.service import WebhooksService
@@ -23,6 +32,72 @@ class Imported:
 
 
 class CrmService(Service):
+    # --- customers ----------------------------------------------------------------------
+
+    async def customers(
+        self,
+        session: AsyncSession,
+        scope: TenantScope,
+        *,
+        q: str | None,
+        cursor: str | None,
+        limit: int,
+    ) -> CustomerList:
+        """A page of customers, newest first: one query (a row more than asked says whether
+        there is a next page)."""
+        rows = await CustomerRepository(session, scope).newest(
+            q=q, after=cursor_kit.decode(cursor), limit=limit + 1
+        )
+        items = [CustomerOut.model_validate(row) for row in rows]
+        return CustomerList.of(rows, items, limit=limit)
+
+    async def customer(
+        self, session: AsyncSession, scope: TenantScope, customer_id: uuid.UUID
+    ) -> Customer:
+        found = await CustomerRepository(session, scope).get(customer_id)
+        if found is None:
+            raise NotFound("No such customer in your company.")
+        return found
+
+    async def create_customer(
+        self, session: AsyncSession, scope: TenantScope, body: CustomerCreate
+    ) -> CustomerOut:
+        customer = Customer(**body.model_dump())
+        CustomerRepository(session, scope).add(customer)
+        await session.flush()
+        await session.refresh(customer, ["created_at", "updated_at"])
+        out = CustomerOut.model_validate(customer)
+        await self.platform.service(WebhooksService).emit(
+            session, scope, "customer.created", out.model_dump(mode="json")
+        )
+        return out
+
+    async def update_customer(
+        self,
+        session: AsyncSession,
+        scope: TenantScope,
+        customer_id: uuid.UUID,
+        patch: CustomerPatch,
+    ) -> CustomerOut:
+        customer = await self.customer(session, scope, customer_id)
+        changes = patch.model_dump(exclude_unset=True)
+        if changes.get("name", "") is None:
+            raise Invalid(("body", "name"), "a customer always has a name", "required")
+        for field, value in changes.items():
+            setattr(customer, field, value)
+        await session.flush()
+        await session.refresh(customer, ["updated_at"])
+        return CustomerOut.model_validate(customer)
+
+    async def delete_customer(
+        self, session: AsyncSession, scope: TenantScope, customer_id: uuid.UUID
+    ) -> None:
+        """The customer and its leads (they go with it)."""
+        if not await CustomerRepository(session, scope).remove(customer_id):
+            raise NotFound("No such customer in your company.")
+
+    # --- imports ------------------------------------------------------------------------
+
     async def import_batch(
         self,
         session: AsyncSession,
