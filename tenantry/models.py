@@ -1,7 +1,7 @@
 """Every table, imported once so Alembic and the tests see the whole metadata."""
 
 from tenantry.api_keys.models import ApiKey
-from tenantry.crm.models import Customer, Lead
+from tenantry.crm.models import Customer, Lead, LeadStatusHistory
 from tenantry.kit.models import Base
 from tenantry.kit.state import StateEntry
 from tenantry.onboarding.models import OnboardingCompletion, OnboardingEvent, OnboardingQuote
@@ -15,6 +15,7 @@ __all__ = [
     "Base",
     "Customer",
     "Lead",
+    "LeadStatusHistory",
     "OnboardingCompletion",
     "OnboardingEvent",
     "OnboardingQuote",

@@ -80,3 +80,26 @@ class Lead(TenantOwned, CreatedAtMixin, Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
+
+
+class LeadStatusHistory(TenantOwned, CreatedAtMixin, Base):
+    """Each status a lead was given, by whom, in the transaction that changed it."""
+
+    __tablename__ = "lead_status_history"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "lead_id"], ["leads.tenant_id", "leads.id"], ondelete="CASCADE"
+        ),
+        # A lead's timeline, newest first.
+        Index(
+            "ix_lead_status_history_tenant_id_lead_id_created_at",
+            "tenant_id",
+            "lead_id",
+            "created_at",
+        ),
+    )
+
+    lead_id: Mapped[uuid.UUID] = mapped_column()
+    from_status: Mapped[str | None] = mapped_column(String(32))
+    to_status: Mapped[str] = mapped_column(String(32))
+    changed_by: Mapped[uuid.UUID | None] = mapped_column()  # a user; None: a sync or the system

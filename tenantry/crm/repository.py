@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Boolean, ColumnElement, Label, String, func, literal_column
 
-from tenantry.crm.models import Customer, Lead
+from tenantry.crm.models import Customer, Lead, LeadStatusHistory
 from tenantry.kit.ids import new_id
 from tenantry.kit.repository import TenantRepository
 
@@ -82,6 +82,51 @@ class CustomerRepository(TenantRepository[Customer]):
 class LeadRepository(TenantRepository[Lead]):
     model = Lead
 
+    async def newest(
+        self,
+        *,
+        status: str | None,
+        team_id: uuid.UUID | None,
+        assignee: uuid.UUID | None,
+        q: str | None,
+        after: uuid.UUID | None,
+        limit: int,
+    ) -> list[Any]:
+        """Up to `limit` leads with their customer's name, newest first: one statement (the
+        customer joined on the tenant's key; `q` through the customers' trigram index)."""
+        stmt = (
+            self.select(*_LEAD_COLUMNS, Customer.name.label("customer_name"))
+            .join(
+                Customer,
+                (Customer.tenant_id == Lead.tenant_id) & (Customer.id == Lead.customer_id),
+            )
+            .order_by(Lead.id.desc())
+            .limit(limit)
+        )
+        if after is not None:
+            stmt = stmt.where(Lead.id < after)
+        if status is not None:
+            stmt = stmt.where(Lead.status == status)
+        if team_id is not None:
+            stmt = stmt.where(Lead.team_id == team_id)
+        if assignee is not None:
+            stmt = stmt.where(Lead.assigned_user_id == assignee)
+        if q:
+            stmt = stmt.where(CustomerRepository.search_text().like(_like(q), escape="\\"))
+        return list((await self.session.execute(stmt)).all())
+
+    async def one(self, lead_id: uuid.UUID) -> Any | None:
+        """A lead with its customer's name, or None."""
+        stmt = (
+            self.select(*_LEAD_COLUMNS, Customer.name.label("customer_name"))
+            .join(
+                Customer,
+                (Customer.tenant_id == Lead.tenant_id) & (Customer.id == Lead.customer_id),
+            )
+            .where(Lead.id == lead_id)
+        )
+        return (await self.session.execute(stmt)).first()
+
     async def upsert_imported(self, source_id: uuid.UUID, rows: list[dict[str, Any]]) -> list[Any]:
         """Insert or update the source's leads in one statement: for each, its row (`id`,
         `external_id`, `customer_id`, `status`, `value`), whether it is new (`inserted`) and
@@ -128,3 +173,31 @@ class LeadRepository(TenantRepository[Lead]):
             )
         )
         return list((await self.session.execute(upsert)).all())
+
+
+_LEAD_COLUMNS = (
+    Lead.id,
+    Lead.customer_id,
+    Lead.status,
+    Lead.source,
+    Lead.team_id,
+    Lead.assigned_user_id,
+    Lead.value,
+    Lead.created_at,
+    Lead.updated_at,
+)
+
+
+class HistoryRepository(TenantRepository[LeadStatusHistory]):
+    model = LeadStatusHistory
+
+    def record(self, lead_id: uuid.UUID, old: str | None, new: str, by: uuid.UUID | None) -> None:
+        self.add(LeadStatusHistory(lead_id=lead_id, from_status=old, to_status=new, changed_by=by))
+
+    async def of(self, lead_id: uuid.UUID) -> list[LeadStatusHistory]:
+        stmt = (
+            self.select()
+            .where(LeadStatusHistory.lead_id == lead_id)
+            .order_by(LeadStatusHistory.created_at.desc(), LeadStatusHistory.id.desc())
+        )
+        return list((await self.session.execute(stmt)).scalars())

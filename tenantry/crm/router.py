@@ -1,19 +1,26 @@
-"""The CRM's HTTP surface: customers (leads, calls and messages come next, #14)."""
+"""The CRM's HTTP surface: customers and leads (calls, messages and intelligence come next)."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
 
 from tenantry.authz.dependencies import CurrentPrincipal
+from tenantry.crm.leads import LeadsService
 from tenantry.crm.schemas import (
     CustomerCreate,
     CustomerList,
     CustomerOut,
     CustomerPatch,
+    LeadCreate,
+    LeadList,
+    LeadOut,
+    LeadPatch,
     Search,
+    StatusFilter,
+    Timeline,
 )
 from tenantry.crm.service import CrmService
 from tenantry.kit.cursor import Cursor, Limit
@@ -95,3 +102,87 @@ async def delete_customer(
 ) -> Response:
     await crm.delete_customer(session, principal.scope, customer_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+leads_router = APIRouter(prefix="/leads", tags=["crm"])
+Leads = Annotated[LeadsService, Depends(LeadsService.dep)]
+
+
+@leads_router.get(
+    "",
+    summary="Your company's leads, newest first, filtered, paged by cursor",
+    response_model=LeadList,
+    responses=problems(401, 422),
+)
+async def list_leads(
+    leads: Leads,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    status_: Annotated[StatusFilter, Query(alias="status")] = None,
+    team: Annotated[uuid.UUID | None, Query(description="The owning team")] = None,
+    assignee: Annotated[uuid.UUID | None, Query(description="The assigned user")] = None,
+    q: Search = None,
+    cursor: Cursor = None,
+    limit: Limit = 20,
+) -> LeadList:
+    """`q` matches part of the customer's name, email or phone."""
+    return await leads.leads(
+        session,
+        principal.scope,
+        status=status_,
+        team_id=team,
+        assignee=assignee,
+        q=q,
+        cursor=cursor,
+        limit=limit,
+    )
+
+
+@leads_router.post(
+    "",
+    summary="Add a lead for a customer (tells webhooks `lead.created`)",
+    response_model=LeadOut,
+    status_code=status.HTTP_201_CREATED,
+    responses=problems(400, 401, 413, 422),
+)
+async def create_lead(
+    body: LeadCreate, leads: Leads, session: SessionDep, principal: CurrentPrincipal
+) -> LeadOut:
+    return await leads.create(session, principal, body)
+
+
+@leads_router.get(
+    "/{lead_id}", summary="One lead", response_model=LeadOut, responses=problems(401, 404, 422)
+)
+async def get_lead(
+    lead_id: uuid.UUID, leads: Leads, session: SessionDep, principal: CurrentPrincipal
+) -> LeadOut:
+    return await leads.lead(session, principal.scope, lead_id)
+
+
+@leads_router.patch(
+    "/{lead_id}",
+    summary="Change a lead; a new status is recorded and told (`lead.status_changed`)",
+    response_model=LeadOut,
+    responses=problems(400, 401, 404, 413, 422),
+)
+async def update_lead(
+    lead_id: uuid.UUID,
+    body: LeadPatch,
+    leads: Leads,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+) -> LeadOut:
+    return await leads.update(session, principal, lead_id, body)
+
+
+@leads_router.get(
+    "/{lead_id}/timeline",
+    summary="What happened to a lead, newest first",
+    response_model=Timeline,
+    responses=problems(401, 404, 422),
+)
+async def get_lead_timeline(
+    lead_id: uuid.UUID, leads: Leads, session: SessionDep, principal: CurrentPrincipal
+) -> Timeline:
+    return await leads.timeline(session, principal.scope, lead_id)

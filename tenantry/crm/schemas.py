@@ -84,3 +84,62 @@ class CustomerOut(BaseModel):
 
 class CustomerList(CursorPage[CustomerOut]):
     pass
+
+
+Status = Annotated[str, text(min_length=1, max_length=32)]
+StatusFilter = Annotated[str | None, text(min_length=1, max_length=32)]
+Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2)]
+
+
+class LeadCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    customer_id: uuid.UUID
+    status: Status | None = Field(
+        None, description="One of the company's statuses; unset: its first"
+    )
+    value: Money | None = Field(None, examples=["1200.00"])
+    assigned_user_id: uuid.UUID | None = Field(None, description="An active user of the company")
+
+
+class LeadPatch(BaseModel):
+    """Only the fields sent change; a new `status` is recorded in the lead's history."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: Status | None = None
+    value: Money | None = None
+    assigned_user_id: uuid.UUID | None = None
+
+
+class LeadOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    customer_id: uuid.UUID
+    customer_name: str
+    status: str
+    source: str = Field(description="How it came: manual, sync or api")
+    team_id: uuid.UUID | None
+    assigned_user_id: uuid.UUID | None
+    value: Decimal | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class LeadList(CursorPage[LeadOut]):
+    pass
+
+
+class StatusChange(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    from_status: str | None
+    to_status: str
+    changed_by: uuid.UUID | None
+    created_at: datetime
+
+
+class Timeline(BaseModel):
+    lead_id: uuid.UUID
+    statuses: list[StatusChange] = Field(description="Newest first")
