@@ -1,7 +1,7 @@
 """Every table, imported once so Alembic and the tests see the whole metadata."""
 
 from tenantry.api_keys.models import ApiKey
-from tenantry.crm.models import Customer, Lead, LeadStatusHistory
+from tenantry.crm.models import Call, Customer, Lead, LeadStatusHistory, Message
 from tenantry.kit.models import Base
 from tenantry.kit.state import StateEntry
 from tenantry.onboarding.models import OnboardingCompletion, OnboardingEvent, OnboardingQuote
@@ -13,9 +13,11 @@ from tenantry.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEnd
 __all__ = [
     "ApiKey",
     "Base",
+    "Call",
     "Customer",
     "Lead",
     "LeadStatusHistory",
+    "Message",
     "OnboardingCompletion",
     "OnboardingEvent",
     "OnboardingQuote",

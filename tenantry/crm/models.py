@@ -11,8 +11,10 @@ from sqlalchemy import (
     DateTime,
     ForeignKeyConstraint,
     Index,
+    Integer,
     Numeric,
     String,
+    Text,
     UniqueConstraint,
     func,
     text,
@@ -103,3 +105,54 @@ class LeadStatusHistory(TenantOwned, CreatedAtMixin, Base):
     from_status: Mapped[str | None] = mapped_column(String(32))
     to_status: Mapped[str] = mapped_column(String(32))
     changed_by: Mapped[uuid.UUID | None] = mapped_column()  # a user; None: a sync or the system
+
+
+class Call(TenantOwned, CreatedAtMixin, Base):
+    """A phone call with a customer (and the lead it was about, if any)."""
+
+    __tablename__ = "call_log"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "customer_id"],
+            ["customers.tenant_id", "customers.id"],
+            ondelete="CASCADE",
+        ),
+        # NO ACTION: checked at the end of the statement, so a customer's deletion (cascading
+        # to its leads and its calls alike) goes through.
+        ForeignKeyConstraint(["tenant_id", "lead_id"], ["leads.tenant_id", "leads.id"]),
+        # The calls list by status; a customer's calls, newest first (intelligence).
+        Index("ix_call_log_tenant_id_status_created_at", "tenant_id", "status", "created_at"),
+        Index(
+            "ix_call_log_tenant_id_customer_id_created_at", "tenant_id", "customer_id", "created_at"
+        ),
+    )
+
+    customer_id: Mapped[uuid.UUID] = mapped_column()
+    lead_id: Mapped[uuid.UUID | None] = mapped_column()
+    direction: Mapped[str] = mapped_column(String(16))  # inbound | outbound
+    status: Mapped[str] = mapped_column(String(16))  # completed | missed | voicemail | failed
+    duration_s: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Message(TenantOwned, CreatedAtMixin, Base):
+    """A message to or from a customer on one channel."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "customer_id"],
+            ["customers.tenant_id", "customers.id"],
+            ondelete="CASCADE",
+        ),
+        # A number's thread (DESIGN); a customer's conversation, newest first.
+        Index("ix_messages_tenant_id_to_number_created_at", "tenant_id", "to_number", "created_at"),
+        Index(
+            "ix_messages_tenant_id_customer_id_created_at", "tenant_id", "customer_id", "created_at"
+        ),
+    )
+
+    customer_id: Mapped[uuid.UUID] = mapped_column()
+    channel: Mapped[str] = mapped_column(String(16))  # whatsapp | sms | email
+    to_number: Mapped[str | None] = mapped_column(String(320))  # a number, or an address
+    direction: Mapped[str] = mapped_column(String(16))  # inbound | outbound
+    body: Mapped[str] = mapped_column(Text)

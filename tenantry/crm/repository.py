@@ -6,8 +6,9 @@ import uuid
 from typing import Any
 
 from sqlalchemy import Boolean, ColumnElement, Label, String, func, literal_column
+from sqlalchemy.dialects.postgresql import distinct_on
 
-from tenantry.crm.models import Customer, Lead, LeadStatusHistory
+from tenantry.crm.models import Call, Customer, Lead, LeadStatusHistory, Message
 from tenantry.kit.ids import new_id
 from tenantry.kit.repository import TenantRepository
 
@@ -115,6 +116,17 @@ class LeadRepository(TenantRepository[Lead]):
             stmt = stmt.where(CustomerRepository.search_text().like(_like(q), escape="\\"))
         return list((await self.session.execute(stmt)).all())
 
+    async def latest_of(self, customer_ids: list[uuid.UUID]) -> dict[uuid.UUID, Any]:
+        """Each customer's newest lead with the customer's number of leads: one statement."""
+        count = func.count().over(partition_by=Lead.customer_id).label("n")
+        stmt = (
+            self.select(Lead, count)
+            .where(Lead.customer_id.in_(customer_ids))
+            .order_by(Lead.customer_id, Lead.created_at.desc(), Lead.id.desc())
+            .ext(distinct_on(Lead.customer_id))
+        )
+        return {lead.customer_id: (lead, n) for lead, n in (await self.session.execute(stmt)).all()}
+
     async def one(self, lead_id: uuid.UUID) -> Any | None:
         """A lead with its customer's name, or None."""
         stmt = (
@@ -200,4 +212,48 @@ class HistoryRepository(TenantRepository[LeadStatusHistory]):
             .where(LeadStatusHistory.lead_id == lead_id)
             .order_by(LeadStatusHistory.created_at.desc(), LeadStatusHistory.id.desc())
         )
+        return list((await self.session.execute(stmt)).scalars())
+
+
+class CallRepository(TenantRepository[Call]):
+    model = Call
+
+    async def newest(
+        self, *, status: str | None, after: uuid.UUID | None, limit: int
+    ) -> list[Call]:
+        stmt = self.select().order_by(Call.id.desc()).limit(limit)
+        if status is not None:
+            stmt = stmt.where(Call.status == status)
+        if after is not None:
+            stmt = stmt.where(Call.id < after)
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def last_of(self, customer_ids: list[uuid.UUID]) -> dict[uuid.UUID, Any]:
+        """Each customer's latest call with the customer's number of calls: one statement."""
+        count = func.count().over(partition_by=Call.customer_id).label("n")
+        stmt = (
+            self.select(Call, count)
+            .where(Call.customer_id.in_(customer_ids))
+            .order_by(Call.customer_id, Call.created_at.desc(), Call.id.desc())
+            .ext(distinct_on(Call.customer_id))
+        )
+        return {call.customer_id: (call, n) for call, n in (await self.session.execute(stmt)).all()}
+
+
+class MessageRepository(TenantRepository[Message]):
+    model = Message
+
+    async def conversation(
+        self, customer_id: uuid.UUID, *, channel: str | None, after: uuid.UUID | None, limit: int
+    ) -> list[Message]:
+        stmt = (
+            self.select()
+            .where(Message.customer_id == customer_id)
+            .order_by(Message.id.desc())
+            .limit(limit)
+        )
+        if channel is not None:
+            stmt = stmt.where(Message.channel == channel)
+        if after is not None:
+            stmt = stmt.where(Message.id < after)
         return list((await self.session.execute(stmt)).scalars())

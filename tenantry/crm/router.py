@@ -1,4 +1,4 @@
-"""The CRM's HTTP surface: customers and leads (calls, messages and intelligence come next)."""
+"""The CRM's HTTP surface: customers, leads, calls, messages and customer intelligence."""
 
 from __future__ import annotations
 
@@ -8,16 +8,26 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response, status
 
 from tenantry.authz.dependencies import CurrentPrincipal
+from tenantry.crm.activity import ActivityService
 from tenantry.crm.leads import LeadsService
 from tenantry.crm.schemas import (
+    CallCreate,
+    CallList,
+    CallOut,
+    CallStatus,
+    Channel,
     CustomerCreate,
     CustomerList,
     CustomerOut,
     CustomerPatch,
+    InsightList,
     LeadCreate,
     LeadList,
     LeadOut,
     LeadPatch,
+    MessageCreate,
+    MessageList,
+    MessageOut,
     Search,
     StatusFilter,
     Timeline,
@@ -186,3 +196,89 @@ async def get_lead_timeline(
     lead_id: uuid.UUID, leads: Leads, session: SessionDep, principal: CurrentPrincipal
 ) -> Timeline:
     return await leads.timeline(session, principal.scope, lead_id)
+
+
+activity_router = APIRouter(tags=["crm"])
+Activity = Annotated[ActivityService, Depends(ActivityService.dep)]
+
+
+@activity_router.get(
+    "/calls",
+    summary="Your company's calls, newest first, paged by cursor",
+    response_model=CallList,
+    responses=problems(401, 422),
+)
+async def list_calls(
+    activity: Activity,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    status_: Annotated[CallStatus | None, Query(alias="status")] = None,
+    cursor: Cursor = None,
+    limit: Limit = 20,
+) -> CallList:
+    return await activity.calls(
+        session, principal.scope, status=status_, cursor=cursor, limit=limit
+    )
+
+
+@activity_router.post(
+    "/calls",
+    summary="Log a call with a customer",
+    response_model=CallOut,
+    status_code=status.HTTP_201_CREATED,
+    responses=problems(400, 401, 404, 413, 422),
+)
+async def log_call(
+    body: CallCreate, activity: Activity, session: SessionDep, principal: CurrentPrincipal
+) -> CallOut:
+    return await activity.log_call(session, principal.scope, body)
+
+
+@activity_router.post(
+    "/messages",
+    summary="Record a message to or from a customer",
+    response_model=MessageOut,
+    status_code=status.HTTP_201_CREATED,
+    responses=problems(400, 401, 404, 413, 422),
+)
+async def send_message(
+    body: MessageCreate, activity: Activity, session: SessionDep, principal: CurrentPrincipal
+) -> MessageOut:
+    return await activity.send_message(session, principal.scope, body)
+
+
+@activity_router.get(
+    "/customers/{customer_id}/messages",
+    summary="A customer's conversation, newest first, paged by cursor",
+    response_model=MessageList,
+    responses=problems(401, 404, 422),
+)
+async def list_customer_messages(
+    customer_id: uuid.UUID,
+    activity: Activity,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    channel: Annotated[Channel | None, Query()] = None,
+    cursor: Cursor = None,
+    limit: Limit = 20,
+) -> MessageList:
+    return await activity.conversation(
+        session, principal.scope, customer_id, channel=channel, cursor=cursor, limit=limit
+    )
+
+
+@activity_router.get(
+    "/intelligence/customers",
+    summary="Customers with their lead and call numbers, newest lead and last call",
+    response_model=InsightList,
+    responses=problems(401, 422),
+)
+async def customer_intelligence(
+    activity: Activity,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+) -> InsightList:
+    """Three queries whatever the page's size."""
+    return await activity.insights(session, principal.scope, cursor=cursor, limit=limit)

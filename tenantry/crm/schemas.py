@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field
@@ -143,3 +143,92 @@ class StatusChange(BaseModel):
 class Timeline(BaseModel):
     lead_id: uuid.UUID
     statuses: list[StatusChange] = Field(description="Newest first")
+
+
+Direction = Literal["inbound", "outbound"]
+CallStatus = Literal["completed", "missed", "voicemail", "failed"]
+Channel = Literal["whatsapp", "sms", "email"]
+
+
+class CallCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    customer_id: uuid.UUID
+    lead_id: uuid.UUID | None = Field(None, description="The lead the call was about")
+    direction: Direction
+    status: CallStatus
+    duration_s: int = Field(0, ge=0, le=86_400)
+
+
+class CallOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    customer_id: uuid.UUID
+    lead_id: uuid.UUID | None
+    direction: str
+    status: str
+    duration_s: int
+    created_at: datetime
+
+
+class CallList(CursorPage[CallOut]):
+    pass
+
+
+class MessageCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    customer_id: uuid.UUID
+    channel: Channel
+    to_number: Annotated[str, text(min_length=1, max_length=320)] | None = Field(
+        None, description="The number (or address) it went to; unset: the customer's"
+    )
+    direction: Direction = "outbound"
+    body: Annotated[str, text(min_length=1, max_length=4096)]
+
+
+class MessageOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    customer_id: uuid.UUID
+    channel: str
+    to_number: str | None
+    direction: str
+    body: str
+    created_at: datetime
+
+
+class MessageList(CursorPage[MessageOut]):
+    pass
+
+
+class LatestLead(BaseModel):
+    id: uuid.UUID
+    status: str
+    value: Decimal | None
+    created_at: datetime
+
+
+class LastCall(BaseModel):
+    id: uuid.UUID
+    status: str
+    direction: str
+    duration_s: int
+    created_at: datetime
+
+
+class CustomerInsight(BaseModel):
+    id: uuid.UUID
+    name: str
+    email: str | None
+    phone: str | None
+    leads_count: int
+    calls_count: int
+    latest_lead: LatestLead | None
+    last_call: LastCall | None
+
+
+class InsightList(CursorPage[CustomerInsight]):
+    pass
