@@ -49,6 +49,8 @@ from tenantry.ops.router import router as ops_router
 from tenantry.sync import tasks as sync_tasks
 from tenantry.sync.router import router as sync_router
 from tenantry.tenants.router import router as tenants_router
+from tenantry.territories.router import router as territories_router
+from tenantry.territories.service import TerritoriesService
 from tenantry.users.router import router as users_router
 from tenantry.webhooks import tasks as webhook_tasks
 from tenantry.webhooks.router import router as webhooks_router
@@ -64,6 +66,7 @@ API_ROUTERS = (
     crm_router,
     leads_router,
     activity_router,
+    territories_router,
     sync_router,
     webhooks_router,
     admin_router,
@@ -114,6 +117,15 @@ def _start_shared_state(app: FastAPI, settings: Settings) -> list[Coroutine[Any,
     return [caches.listen(), sweep_forever(store, settings.state_sweep_interval_s)]
 
 
+async def _preload_zones(platform: Platform) -> None:
+    """Every tenant's zones into the cache, in the background once started (`territories`)."""
+    try:
+        await platform.service(TerritoriesService).preload()
+    except Exception:
+        # The cache loads a tenant's zones on first use all the same.
+        logging.getLogger("tenantry.territories").exception("zone preload failed")
+
+
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
     """Build the ASGI app. `database` lets tests (and the CLI) hand in an engine they own."""
     settings = settings or get_settings()
@@ -131,6 +143,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         work = _start_shared_state(app, settings)
         api_keys = platform.service(ApiKeysService)
         work.append(api_keys.flush_usage_forever())
+        work.append(_preload_zones(platform))
         platform.jobs = app.state.jobs = jobs_kit.Jobs(platform.db.url, settings, JOB_TASKS)
         await platform.jobs.open()
         work.append(platform.jobs.report_forever())

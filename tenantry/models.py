@@ -7,6 +7,7 @@ from tenantry.kit.state import StateEntry
 from tenantry.onboarding.models import OnboardingCompletion, OnboardingEvent, OnboardingQuote
 from tenantry.sync.models import SyncRun, SyncSource
 from tenantry.tenants.models import Tenant, TenantSettings
+from tenantry.territories.models import Region, Team, TeamMember, Zone
 from tenantry.users.models import User
 from tenantry.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
@@ -21,13 +22,17 @@ __all__ = [
     "OnboardingCompletion",
     "OnboardingEvent",
     "OnboardingQuote",
+    "Region",
     "StateEntry",
     "SyncRun",
     "SyncSource",
+    "Team",
+    "TeamMember",
     "Tenant",
     "TenantSettings",
     "User",
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEndpoint",
+    "Zone",
 ]

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.authz.principal import Principal
-from tenantry.crm.models import Lead
+from tenantry.crm.models import Customer, Lead
 from tenantry.crm.repository import CustomerRepository, HistoryRepository, LeadRepository
 from tenantry.crm.schemas import LeadCreate, LeadList, LeadOut, LeadPatch, StatusChange, Timeline
 from tenantry.kit import cursor as cursor_kit
@@ -18,8 +18,15 @@ from tenantry.kit.errors import Invalid, NotFound
 from tenantry.kit.platform import Service
 from tenantry.kit.repository import TenantScope
 from tenantry.tenants.service import TenantsService
+from tenantry.territories.service import TerritoriesService
 from tenantry.users.service import UsersService
 from tenantry.webhooks.service import WebhooksService
+
+
+def _closed(statuses: list[str]) -> list[str]:
+    """The statuses that end a lead: `won` and `lost` when the company has them, else its last."""
+    ends = [s for s in statuses if s in ("won", "lost")]
+    return ends or statuses[-1:]
 
 
 def _event(lead: LeadOut) -> dict[str, Any]:
@@ -81,17 +88,66 @@ class LeadsService(Service):
             raise Invalid(("body", "assigned_user_id"), why, "unknown_user") from None
         return user_id
 
+    async def _route(
+        self,
+        session: AsyncSession,
+        scope: TenantScope,
+        customer: Customer,
+        assignee: uuid.UUID | None,
+    ) -> tuple[uuid.UUID | None, uuid.UUID | None, dict[str, Any]]:
+        """(team, assignee, the decision): the team owning the zone of the customer's postal
+        code; unless one was given, that team's active member with the fewest open leads
+        (the earlier slot on a tie). Inactive users never receive leads."""
+        territories = self.platform.service(TerritoriesService)
+        zone = await territories.resolve(scope, customer.postal_code or "")
+        if zone is None or zone.team_id is None:
+            why = (
+                "no zone covers the customer's postal code" if zone is None else "zone has no team"
+            )
+            return None, assignee, {"rule": "unrouted", "reason": why}
+        decision: dict[str, Any] = {
+            "rule": "zone",
+            "zone_id": str(zone.zone_id),
+            "zone": zone.code,
+            "matched_prefix": zone.matched_prefix,
+            "team_id": str(zone.team_id),
+        }
+        if assignee is not None:
+            return zone.team_id, assignee, {**decision, "assignee": "given"}
+        members = await territories.members(session, scope, zone.team_id)
+        active = await self.platform.service(UsersService).active_among(session, scope, members)
+        candidates = [m for m in members if m in active]
+        if not candidates:
+            return zone.team_id, None, {**decision, "assignee": "none active in the team"}
+        statuses = (await self.platform.service(TenantsService).settings_view(scope)).lead_statuses
+        counts = await LeadRepository(session, scope).open_counts(candidates, _closed(statuses))
+        chosen = min(candidates, key=lambda m: counts.get(m, 0))  # min keeps the first on ties
+        return (
+            zone.team_id,
+            chosen,
+            {
+                **decision,
+                "assignee": "fewest open leads",
+                "open_leads": counts.get(chosen, 0),
+            },
+        )
+
     async def create(self, session: AsyncSession, actor: Principal, body: LeadCreate) -> LeadOut:
         scope = actor.scope
-        if await CustomerRepository(session, scope).get(body.customer_id) is None:
+        customer = await CustomerRepository(session, scope).get(body.customer_id)
+        if customer is None:
             # as POST /sync answers for an unknown source: the thing named is not found
             raise NotFound("No such customer in your company.")
+        assignee = await self._assignee(session, scope, body.assigned_user_id)
+        team_id, assignee, routing = await self._route(session, scope, customer, assignee)
         lead = Lead(
             customer_id=body.customer_id,
             status=await self._status(scope, body.status),
             source="api" if actor.via_api_key else "manual",
             value=body.value,
-            assigned_user_id=await self._assignee(session, scope, body.assigned_user_id),
+            team_id=team_id,
+            assigned_user_id=assignee,
+            routing=routing,
         )
         LeadRepository(session, scope).add(lead)
         await session.flush()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import (
     DateTime,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     func,
     text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tenantry.kit.models import Base, CreatedAtMixin, TenantOwned
@@ -79,6 +81,8 @@ class Lead(TenantOwned, CreatedAtMixin, Base):
     value: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
     source_id: Mapped[uuid.UUID | None] = mapped_column()
     external_id: Mapped[str | None] = mapped_column(String(200))
+    # How a new lead found its team and assignee (zone, rule), as decided when it was made.
+    routing: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )

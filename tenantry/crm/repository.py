@@ -116,6 +116,17 @@ class LeadRepository(TenantRepository[Lead]):
             stmt = stmt.where(CustomerRepository.search_text().like(_like(q), escape="\\"))
         return list((await self.session.execute(stmt)).all())
 
+    async def open_counts(
+        self, user_ids: list[uuid.UUID], closed: list[str]
+    ) -> dict[uuid.UUID, int]:
+        """How many leads not in a `closed` status each user is assigned: one statement."""
+        stmt = (
+            self.select(Lead.assigned_user_id, func.count())
+            .where(Lead.assigned_user_id.in_(user_ids), Lead.status.not_in(closed))
+            .group_by(Lead.assigned_user_id)
+        )
+        return {u: int(n) for u, n in (await self.session.execute(stmt)).all()}
+
     async def latest_of(self, customer_ids: list[uuid.UUID]) -> dict[uuid.UUID, Any]:
         """Each customer's newest lead with the customer's number of leads: one statement."""
         count = func.count().over(partition_by=Lead.customer_id).label("n")

@@ -21,6 +21,12 @@ class UserRepository(TenantRepository[User]):
         """The page with its total in one query (a window count over the same filter)."""
         return await self.page_of(_PAGE, _COUNT, offset=offset, limit=limit)
 
+    async def active_among(self, user_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+        if not user_ids:
+            return set()
+        stmt = self.select(User.id).where(User.id.in_(user_ids), User.is_active.is_(True))
+        return set((await self.session.execute(stmt)).scalars())
+
     async def record_login(self, user_id: uuid.UUID, password_hash: str | None = None) -> None:
         values: dict[str, Any] = {"last_login_at": datetime.now(UTC)}
         if password_hash is not None:

@@ -117,6 +117,12 @@ class UsersService(Service):
             raise NotFound("No such user in your company.")
         return user
 
+    async def active_among(
+        self, session: AsyncSession, scope: TenantScope, user_ids: list[uuid.UUID]
+    ) -> set[uuid.UUID]:
+        """Which of these users of the scope's tenant are active: one query."""
+        return await UserRepository(session, scope).active_among(user_ids)
+
     async def add(
         self,
         session: AsyncSession,

@@ -1,0 +1,118 @@
+"""Territories over HTTP: members read them, owners and admins shape them."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, status
+
+from tenantry.authz.dependencies import CurrentPrincipal, TenantAdmin
+from tenantry.kit.deps import SessionDep
+from tenantry.kit.errors import NotFound, problems
+from tenantry.territories.schemas import (
+    PostalCode,
+    RegionCreate,
+    RegionOut,
+    Resolved,
+    TeamCreate,
+    TeamOut,
+    ZoneCreate,
+    ZoneOut,
+)
+from tenantry.territories.service import TerritoriesService
+
+router = APIRouter(tags=["territories"])
+
+Territories = Annotated[TerritoriesService, Depends(TerritoriesService.dep)]
+
+
+@router.get(
+    "/teams",
+    summary="Your company's teams with their members",
+    response_model=list[TeamOut],
+    responses=problems(401),
+)
+async def list_teams(
+    territories: Territories, session: SessionDep, principal: CurrentPrincipal
+) -> list[TeamOut]:
+    return await territories.teams(session, principal.scope)
+
+
+@router.post(
+    "/teams",
+    summary="Add a team with its members (owners and admins)",
+    response_model=TeamOut,
+    status_code=status.HTTP_201_CREATED,
+    responses=problems(400, 401, 403, 409, 413, 422),
+)
+async def create_team(
+    body: TeamCreate, territories: Territories, session: SessionDep, admin: TenantAdmin
+) -> TeamOut:
+    return await territories.create_team(session, admin.scope, body)
+
+
+@router.get(
+    "/regions",
+    summary="Your company's regions",
+    response_model=list[RegionOut],
+    responses=problems(401),
+)
+async def list_regions(
+    territories: Territories, session: SessionDep, principal: CurrentPrincipal
+) -> list[RegionOut]:
+    return await territories.regions(session, principal.scope)
+
+
+@router.post(
+    "/regions",
+    summary="Add a region (owners and admins)",
+    response_model=RegionOut,
+    status_code=status.HTTP_201_CREATED,
+    responses=problems(400, 401, 403, 409, 413, 422),
+)
+async def create_region(
+    body: RegionCreate, territories: Territories, session: SessionDep, admin: TenantAdmin
+) -> RegionOut:
+    return await territories.create_region(session, admin.scope, body)
+
+
+@router.get(
+    "/zones",
+    summary="Your company's zones",
+    response_model=list[ZoneOut],
+    responses=problems(401),
+)
+async def list_zones(
+    territories: Territories, session: SessionDep, principal: CurrentPrincipal
+) -> list[ZoneOut]:
+    return await territories.zones(session, principal.scope)
+
+
+@router.post(
+    "/zones",
+    summary="Add a zone: postal-code prefixes in a region, owned by a team (owners and admins)",
+    response_model=ZoneOut,
+    status_code=status.HTTP_201_CREATED,
+    responses=problems(400, 401, 403, 409, 413, 422),
+)
+async def create_zone(
+    body: ZoneCreate, territories: Territories, session: SessionDep, admin: TenantAdmin
+) -> ZoneOut:
+    return await territories.create_zone(session, admin.scope, body)
+
+
+@router.get(
+    "/zones/resolve",
+    summary="The zone a postal code is in (its longest matching prefix)",
+    response_model=Resolved,
+    responses=problems(401, 404, 422),
+)
+async def resolve_zone(
+    territories: Territories,
+    principal: CurrentPrincipal,
+    postal_code: Annotated[PostalCode, Query()],
+) -> Resolved:
+    found = await territories.resolve(principal.scope, postal_code)
+    if found is None:
+        raise NotFound("No zone of your company covers this postal code.")
+    return found

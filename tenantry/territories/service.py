@@ -1,0 +1,190 @@
+"""Territories: regions, their zones (postal-code prefixes), and the teams that own zones.
+
+A postal code resolves to the zone with the longest matching prefix. Each tenant's zones are
+cached in process for 24 h as a prefix table, loaded for every tenant in one query when the
+app starts (`preload`, in the background: never on a request's path, least of all a login's)
+and dropped on every instance when a zone changes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tenantry.kit.cache import CacheSpec, declare
+from tenantry.kit.caches import invalidate_on_commit
+from tenantry.kit.db import session_scope
+from tenantry.kit.errors import Conflict, Invalid, NotFound
+from tenantry.kit.platform import Service
+from tenantry.kit.repository import TenantScope
+from tenantry.territories.models import Region, Team, TeamMember, Zone
+from tenantry.territories.repository import (
+    MemberRepository,
+    RegionRepository,
+    TeamRepository,
+    ZoneDirectory,
+    ZoneRepository,
+)
+from tenantry.territories.schemas import (
+    MemberOut,
+    RegionCreate,
+    RegionOut,
+    Resolved,
+    TeamCreate,
+    TeamOut,
+    ZoneCreate,
+    ZoneOut,
+)
+from tenantry.users.service import UsersService
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneTable:
+    """A tenant's prefixes, longest first: (prefix, zone)."""
+
+    entries: tuple[tuple[str, Resolved], ...]
+
+    @classmethod
+    def of(cls, zones: list[Zone]) -> ZoneTable:
+        entries = [
+            (
+                prefix.upper(),
+                Resolved(
+                    zone_id=z.id,
+                    code=z.code,
+                    region_id=z.region_id,
+                    team_id=z.team_id,
+                    matched_prefix=prefix,
+                ),
+            )
+            for z in zones
+            for prefix in z.postal_prefixes
+        ]
+        entries.sort(key=lambda e: -len(e[0]))
+        return cls(tuple(entries))
+
+    def resolve(self, postal_code: str) -> Resolved | None:
+        code = postal_code.strip().upper()
+        return next((zone for prefix, zone in self.entries if code.startswith(prefix)), None)
+
+
+ZONES_CACHE: CacheSpec[ZoneTable] = declare("zones", ttl_s=86_400, max_size=10_000)
+
+
+async def _insert(session: AsyncSession, add: Callable[[], object], taken: str) -> None:
+    """Add and flush in a savepoint: a unique name already used is a 409, and the request's
+    transaction goes on."""
+    try:
+        async with session.begin_nested():
+            add()
+            await session.flush()
+    except IntegrityError:
+        raise Conflict(taken) from None
+
+
+class TerritoriesService(Service):
+    # --- regions and teams --------------------------------------------------------------
+
+    async def regions(self, session: AsyncSession, scope: TenantScope) -> list[RegionOut]:
+        return [RegionOut.model_validate(r) for r in await RegionRepository(session, scope).all()]
+
+    async def create_region(
+        self, session: AsyncSession, scope: TenantScope, body: RegionCreate
+    ) -> RegionOut:
+        region = Region(name=body.name.strip())
+        repo = RegionRepository(session, scope)
+        await _insert(session, lambda: repo.add(region), f"A region named {region.name!r} exists.")
+        await session.refresh(region, ["created_at"])
+        return RegionOut.model_validate(region)
+
+    async def teams(self, session: AsyncSession, scope: TenantScope) -> list[TeamOut]:
+        """Every team with its members: two queries."""
+        teams = await TeamRepository(session, scope).all()
+        members = await MemberRepository(session, scope).of([t.id for t in teams])
+        return [
+            TeamOut(
+                id=t.id,
+                name=t.name,
+                created_at=t.created_at,
+                members=[MemberOut.model_validate(m) for m in members.get(t.id, [])],
+            )
+            for t in teams
+        ]
+
+    async def create_team(
+        self, session: AsyncSession, scope: TenantScope, body: TeamCreate
+    ) -> TeamOut:
+        users = self.platform.service(UsersService)
+        for i, user_id in enumerate(body.members):
+            try:
+                user = await users.get(session, scope, user_id)
+            except NotFound:
+                user = None
+            if user is None or not user.is_active:
+                why = "not an active user of your company"
+                raise Invalid(("body", "members", i), why, "unknown_user")
+        team = Team(name=body.name.strip())
+        teams = TeamRepository(session, scope)
+        await _insert(session, lambda: teams.add(team), f"A team named {team.name!r} exists.")
+        members = MemberRepository(session, scope)
+        rows = [TeamMember(team_id=team.id, user_id=u, slot=i) for i, u in enumerate(body.members)]
+        for row in rows:
+            members.add(row)
+        await session.flush()
+        await session.refresh(team, ["created_at"])
+        return TeamOut(
+            id=team.id,
+            name=team.name,
+            created_at=team.created_at,
+            members=[MemberOut.model_validate(m) for m in rows],
+        )
+
+    async def members(
+        self, session: AsyncSession, scope: TenantScope, team_id: uuid.UUID
+    ) -> list[uuid.UUID]:
+        """A team's members in slot order."""
+        found = await MemberRepository(session, scope).of([team_id])
+        return [m.user_id for m in found.get(team_id, [])]
+
+    # --- zones --------------------------------------------------------------------------
+
+    async def zones(self, session: AsyncSession, scope: TenantScope) -> list[ZoneOut]:
+        return [ZoneOut.model_validate(z) for z in await ZoneRepository(session, scope).all()]
+
+    async def create_zone(
+        self, session: AsyncSession, scope: TenantScope, body: ZoneCreate
+    ) -> ZoneOut:
+        if await RegionRepository(session, scope).get(body.region_id) is None:
+            raise NotFound("No such region in your company.")
+        if body.team_id and await TeamRepository(session, scope).get(body.team_id) is None:
+            raise NotFound("No such team in your company.")
+        zone = Zone(**body.model_dump())
+        zones = ZoneRepository(session, scope)
+        await _insert(session, lambda: zones.add(zone), f"A zone coded {zone.code!r} exists.")
+        await session.refresh(zone, ["created_at"])
+        invalidate_on_commit(session, ZONES_CACHE.name, str(scope.tenant_id))
+        return ZoneOut.model_validate(zone)
+
+    async def resolve(self, scope: TenantScope, postal_code: str) -> Resolved | None:
+        """The zone of a postal code (longest prefix), from the tenant's cached table."""
+        cache = self.platform.caches.cache(ZONES_CACHE)
+
+        async def load() -> ZoneTable:
+            async with session_scope(self.platform.db.sessionmaker) as session:
+                return ZoneTable.of(await ZoneRepository(session, scope).all())
+
+        table = await cache.get_or_load(str(scope.tenant_id), load)
+        return table.resolve(postal_code) if table is not None else None
+
+    async def preload(self) -> int:
+        """Every tenant's zone table into the cache, in one query; how many tenants."""
+        cache = self.platform.caches.cache(ZONES_CACHE)
+        async with session_scope(self.platform.db.sessionmaker) as session:
+            every = await ZoneDirectory(session).every()
+        for tenant_id, zones in every.items():
+            cache.put_local(str(tenant_id), ZoneTable.of(zones))
+        return len(every)
