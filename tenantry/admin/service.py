@@ -10,6 +10,7 @@ from tenantry.authz.service import PRINCIPAL_CACHE
 from tenantry.kit.caches import invalidate_on_commit
 from tenantry.kit.errors import NotFound
 from tenantry.kit.platform import Service
+from tenantry.territories.service import CONTEXT_CACHE, forget_context
 from tenantry.users.service import UsersService
 
 
@@ -46,7 +47,11 @@ class CacheAdminService(Service):
         return names
 
     async def invalidate_user(self, session: AsyncSession, email: str) -> InvalidatedOut:
-        user_id = await self.platform.service(UsersService).forget_by_email(session, email)
-        if user_id is None:
+        found = await self.platform.service(UsersService).forget_by_email(session, email)
+        if found is None:
             raise NotFound(f"No user has the email {email}.")
-        return InvalidatedOut(email=email, user_id=user_id, invalidated=[PRINCIPAL_CACHE.name])
+        tenant_id, user_id = found
+        forget_context(session, tenant_id, user_id)
+        return InvalidatedOut(
+            email=email, user_id=user_id, invalidated=[PRINCIPAL_CACHE.name, CONTEXT_CACHE.name]
+        )

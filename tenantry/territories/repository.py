@@ -44,6 +44,30 @@ class MemberRepository(TenantRepository[TeamMember]):
         return found
 
 
+class ContextRepository(TenantRepository[TeamMember]):
+    model = TeamMember
+
+    async def of(self, user_id: uuid.UUID) -> list[Any]:
+        """The user's teams with their zones and the zones' regions: one statement."""
+        stmt = (
+            self.select(
+                Team.id.label("team_id"),
+                Team.name.label("team_name"),
+                Zone.id.label("zone_id"),
+                Zone.code.label("zone_code"),
+                Region.id.label("region_id"),
+                Region.name.label("region_name"),
+            )
+            .select_from(TeamMember)
+            .join(Team, (Team.tenant_id == TeamMember.tenant_id) & (Team.id == TeamMember.team_id))
+            .outerjoin(Zone, (Zone.tenant_id == Team.tenant_id) & (Zone.team_id == Team.id))
+            .outerjoin(Region, (Region.tenant_id == Zone.tenant_id) & (Region.id == Zone.region_id))
+            .where(TeamMember.user_id == user_id)
+            .order_by(Team.name, Zone.code)
+        )
+        return list((await self.session.execute(stmt)).all())
+
+
 class ZoneRepository(TenantRepository[Zone]):
     model = Zone
 

@@ -16,6 +16,7 @@ from tenantry.territories.schemas import (
     Resolved,
     TeamCreate,
     TeamOut,
+    UserContext,
     ZoneCreate,
     ZoneOut,
 )
@@ -116,3 +117,16 @@ async def resolve_zone(
     if found is None:
         raise NotFound("No zone of your company covers this postal code.")
     return found
+
+
+@router.get(
+    "/users/me/context",
+    summary="Who you are in your company: tenant, role, teams, regions and zones",
+    response_model=UserContext,
+    responses=problems(401),
+)
+async def get_my_context(
+    territories: Territories, session: SessionDep, principal: CurrentPrincipal
+) -> UserContext:
+    """One query when not cached; cached 15 minutes, dropped when your teams change."""
+    return await territories.context(session, principal)

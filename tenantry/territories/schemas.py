@@ -84,3 +84,31 @@ class Resolved(BaseModel):
     region_id: uuid.UUID
     team_id: uuid.UUID | None
     matched_prefix: str = Field(description="The longest prefix of the postal code that matched")
+
+
+class Named(BaseModel):
+    id: uuid.UUID
+    name: str
+
+
+class ContextTenant(BaseModel):
+    id: uuid.UUID
+    slug: str
+    name: str
+
+
+class ContextZone(BaseModel):
+    id: uuid.UUID
+    code: str
+    region_id: uuid.UUID
+
+
+class UserContext(BaseModel):
+    """Who the caller is in their company: its tenant, their role, and their territory."""
+
+    user_id: uuid.UUID
+    tenant: ContextTenant
+    role: str
+    teams: list[Named]
+    regions: list[Named]
+    zones: list[ContextZone]

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tenantry.authz.principal import Principal
 from tenantry.kit.cache import CacheSpec, declare
 from tenantry.kit.caches import invalidate_on_commit
 from tenantry.kit.db import session_scope
@@ -23,6 +24,7 @@ from tenantry.kit.platform import Service
 from tenantry.kit.repository import TenantScope
 from tenantry.territories.models import Region, Team, TeamMember, Zone
 from tenantry.territories.repository import (
+    ContextRepository,
     MemberRepository,
     RegionRepository,
     TeamRepository,
@@ -30,12 +32,16 @@ from tenantry.territories.repository import (
     ZoneRepository,
 )
 from tenantry.territories.schemas import (
+    ContextTenant,
+    ContextZone,
     MemberOut,
+    Named,
     RegionCreate,
     RegionOut,
     Resolved,
     TeamCreate,
     TeamOut,
+    UserContext,
     ZoneCreate,
     ZoneOut,
 )
@@ -73,6 +79,13 @@ class ZoneTable:
 
 
 ZONES_CACHE: CacheSpec[ZoneTable] = declare("zones", ttl_s=86_400, max_size=10_000)
+# A user's context (`/users/me/context`), by "tenant:user"; dropped when their teams change.
+CONTEXT_CACHE = declare("user_context", ttl_s=900, max_size=10_000, value_type=UserContext)
+
+
+def forget_context(session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID) -> None:
+    """The user's cached context is stale once this session commits (every instance)."""
+    invalidate_on_commit(session, CONTEXT_CACHE.name, f"{tenant_id}:{user_id}")
 
 
 async def _insert(session: AsyncSession, add: Callable[[], object], taken: str) -> None:
@@ -134,6 +147,7 @@ class TerritoriesService(Service):
         rows = [TeamMember(team_id=team.id, user_id=u, slot=i) for i, u in enumerate(body.members)]
         for row in rows:
             members.add(row)
+            forget_context(session, scope.tenant_id, row.user_id)
         await session.flush()
         await session.refresh(team, ["created_at"])
         return TeamOut(
@@ -142,6 +156,30 @@ class TerritoriesService(Service):
             created_at=team.created_at,
             members=[MemberOut.model_validate(m) for m in rows],
         )
+
+    async def context(self, reader_session: AsyncSession, principal: Principal) -> UserContext:
+        """The caller's tenant, role, teams, regions and zones: one query, cached 15 min."""
+
+        async def load() -> UserContext:
+            rows = await ContextRepository(reader_session, principal.scope).of(principal.id)
+            teams = {r.team_id: r.team_name for r in rows}
+            regions = {r.region_id: r.region_name for r in rows if r.region_id is not None}
+            zones = {r.zone_id: (r.zone_code, r.region_id) for r in rows if r.zone_id is not None}
+            return UserContext(
+                user_id=principal.id,
+                tenant=ContextTenant(
+                    id=principal.tenant_id, slug=principal.tenant_slug, name=principal.tenant_name
+                ),
+                role=principal.role,
+                teams=[Named(id=i, name=n) for i, n in teams.items()],
+                regions=[Named(id=i, name=n) for i, n in regions.items()],
+                zones=[ContextZone(id=i, code=c, region_id=r) for i, (c, r) in zones.items()],
+            )
+
+        cache = self.platform.caches.cache(CONTEXT_CACHE)
+        found = await cache.get_or_load(f"{principal.tenant_id}:{principal.id}", load)
+        assert found is not None  # `load` never answers None
+        return found
 
     async def members(
         self, session: AsyncSession, scope: TenantScope, team_id: uuid.UUID

@@ -212,11 +212,13 @@ class UsersService(Service):
         repo = UserRepository(session, TenantScope(row.tenant_id))
         await repo.record_login(row.id, password_hash)
 
-    async def forget_by_email(self, session: AsyncSession, email: str) -> uuid.UUID | None:
+    async def forget_by_email(
+        self, session: AsyncSession, email: str
+    ) -> tuple[uuid.UUID, uuid.UUID] | None:
         """Drop the user's cached principal on every instance once this commits; the user's
-        id, or None when nobody has the email."""
+        (tenant id, id), or None when nobody has the email."""
         row = await self.login_row(session, email)
         if row is None:
             return None
         principals.forget(session, row.tenant_id, row.id)
-        return row.id  # type: ignore[no-any-return]
+        return row.tenant_id, row.id

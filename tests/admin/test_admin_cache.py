@@ -86,7 +86,7 @@ async def test_invalidate_one_users_principal(world: World) -> None:
     assert r.json() == {
         "email": member.email,
         "user_id": str(member.id),
-        "invalidated": ["principal"],
+        "invalidated": ["principal", "user_context"],
     }
     assert queries(await world.client.get(ME, headers=member.headers)) == 1
     r = await world.client.post("/api/v1/admin/cache/invalidate/nobody@example.com", headers=admin)

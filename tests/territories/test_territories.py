@@ -143,3 +143,33 @@ async def test_a_new_lead_goes_to_the_zones_team_member_with_fewest_open_leads(
         f"{API}/leads", json={"customer_id": str(elsewhere.id)}, headers=admin.headers
     )
     assert (r.json()["team_id"], r.json()["assigned_user_id"]) == (None, None)
+
+
+async def test_my_context_is_one_query_then_cached_until_my_teams_change(world: World) -> None:
+    admin, member, team = await _zones(world)
+    url = f"{API}/users/me/context"
+    await world.client.get("/api/v1/users/me", headers=member.headers)  # who they are, cached
+    r = await world.client.get(url, headers=member.headers)
+    assert (r.status_code, queries(r)) == (200, 1)
+    context = r.json()
+    assert (context["role"], context["tenant"]["id"]) == ("member", str(member.tenant_id))
+    assert [t["name"] for t in context["teams"]] == ["Centro"]
+    assert [z["code"] for z in context["zones"]] == ["MAD-C"]  # the team's zone, not MAD
+    assert [r["name"] for r in context["regions"]] == ["Madrid"]
+    again = await world.client.get(url, headers=member.headers)
+    assert (again.json(), queries(again)) == (context, 0)
+
+    await _post(world, admin, "/teams", {"name": "Norte", "members": [str(member.id)]})
+    changed = (await world.client.get(url, headers=member.headers)).json()
+    assert [t["name"] for t in changed["teams"]] == ["Centro", "Norte"]
+
+    r = await world.client.post(
+        f"{API}/admin/cache/invalidate/{member.email}",
+        headers=(
+            await world.user(await world.tenant(), "admin", account_type="internal_employee")
+        ).headers,
+    )
+    assert r.status_code == 200, r.text
+    assert "user_context" in r.json()["invalidated"]
+    assert queries(await world.client.get(url, headers=member.headers)) >= 1  # loaded again
+    assert team["id"] in {t["id"] for t in changed["teams"]}
