@@ -6,7 +6,6 @@ import uuid
 from typing import Any
 
 from sqlalchemy import Boolean, ColumnElement, Label, String, func, literal_column
-from sqlalchemy.dialects.postgresql import distinct_on
 
 from tenantry.crm.models import Call, Customer, Lead, LeadStatusHistory, Message
 from tenantry.kit.ids import new_id
@@ -129,14 +128,9 @@ class LeadRepository(TenantRepository[Lead]):
 
     async def latest_of(self, customer_ids: list[uuid.UUID]) -> dict[uuid.UUID, Any]:
         """Each customer's newest lead with the customer's number of leads: one statement."""
-        count = func.count().over(partition_by=Lead.customer_id).label("n")
-        stmt = (
-            self.select(Lead, count)
-            .where(Lead.customer_id.in_(customer_ids))
-            .order_by(Lead.customer_id, Lead.created_at.desc(), Lead.id.desc())
-            .ext(distinct_on(Lead.customer_id))
+        return await self.newest_by(
+            Lead.customer_id, customer_ids, Lead.created_at.desc(), Lead.id.desc()
         )
-        return {lead.customer_id: (lead, n) for lead, n in (await self.session.execute(stmt)).all()}
 
     async def one(self, lead_id: uuid.UUID) -> Any | None:
         """A lead with its customer's name, or None."""
@@ -241,14 +235,9 @@ class CallRepository(TenantRepository[Call]):
 
     async def last_of(self, customer_ids: list[uuid.UUID]) -> dict[uuid.UUID, Any]:
         """Each customer's latest call with the customer's number of calls: one statement."""
-        count = func.count().over(partition_by=Call.customer_id).label("n")
-        stmt = (
-            self.select(Call, count)
-            .where(Call.customer_id.in_(customer_ids))
-            .order_by(Call.customer_id, Call.created_at.desc(), Call.id.desc())
-            .ext(distinct_on(Call.customer_id))
+        return await self.newest_by(
+            Call.customer_id, customer_ids, Call.created_at.desc(), Call.id.desc()
         )
-        return {call.customer_id: (call, n) for call, n in (await self.session.execute(stmt)).all()}
 
 
 class MessageRepository(TenantRepository[Message]):

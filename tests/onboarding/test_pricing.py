@@ -18,19 +18,13 @@ from hypothesis import strategies as st
 
 from tenantry.onboarding import catalog, pricing
 from tenantry.onboarding.catalog import CATALOG, SIZES
+from tests.onboarding.test_profile import SEED_PROFILE
 from tests.support.asserts import assert_problem
 from tests.support.world import World
 
 ONBOARDING = "/api/v1/onboarding"
 PRICING = f"{ONBOARDING}/pricing"
-PROFILE = {
-    "company_name": "Test Corp",
-    "industry": "technology",
-    "company_size": "startup",
-    "primary_challenges": ["marketing_optimization"],
-    "current_tools": [],
-    "goals": ["increase_roi"],
-}
+PROFILE = SEED_PROFILE
 BYPASS = "partner.example"
 
 IDS = [s.id for s in CATALOG.suites]
