@@ -81,15 +81,26 @@ def migrate(
 @cli.command()
 def seed(
     demo: Annotated[bool, typer.Option("--demo/--no-demo", help="Seed the demo companies")] = True,
+    customers: Annotated[
+        int, typer.Option(min=0, help="Also add this many CRM customers, with their activity")
+    ] = 0,
+    tenant: Annotated[str, typer.Option(help="The company the customers go to")] = "acme",
 ) -> None:
-    """Seed the demo data (idempotent)."""
-    if not demo:
-        console.print("Nothing to seed.")
-        return
+    """Seed the demo data (idempotent); `--customers N` adds N customers each time."""
     url = _database_url()
     migrations.upgrade(url)
-    created = asyncio.run(_seed(url, only_if_empty=False))
-    console.print(f"[green]Demo data ready ({created} rows created).")
+    if demo:
+        created = asyncio.run(_seed(url, only_if_empty=False))
+        console.print(f"[green]Demo data ready ({created} rows created).")
+    if customers:
+        from tenantry.crm.demo_data import seed_at_scale
+
+        try:
+            written = asyncio.run(seed_at_scale(url, tenant, customers, console))
+        except LookupError as exc:
+            console.print(f"[red]{exc}")
+            raise typer.Exit(1) from None
+        console.print("[green]" + ", ".join(f"{n:,} {table}" for table, n in written.items()))
 
 
 @cli.command()

@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import Boolean, ColumnElement, Label, String, func, literal_column
+from sqlalchemy import Boolean, ColumnElement, Label, String, func, literal_column, text
 
 from tenantry.crm.models import Call, Customer, Lead, LeadStatusHistory, Message
 from tenantry.kit.ids import new_id
-from tenantry.kit.repository import TenantRepository
+from tenantry.kit.repository import PlatformRepository, TenantRepository
 
 # `xmax` is 0 on a row version no transaction has touched before: the row the upsert has
 # just inserted, not one it updated (PostgreSQL's own bookkeeping; no extra read).
@@ -257,3 +257,32 @@ class MessageRepository(TenantRepository[Message]):
         if after is not None:
             stmt = stmt.where(Message.id < after)
         return list((await self.session.execute(stmt)).scalars())
+
+
+class DemoLoader(PlatformRepository[Customer]):
+    unscoped_because = (
+        "`tenantry seed --customers` loads demo rows into one company named by its slug, from"
+        " the command line, before any request or tenant scope exists"
+    )
+    model = Customer
+
+    async def company(self, slug: str) -> tuple[uuid.UUID, list[str], list[str]] | None:
+        """(tenant id, its lead statuses, its zones' postal prefixes), or None."""
+        row = (
+            await self.session.execute(
+                text(
+                    "SELECT t.id, s.lead_statuses, coalesce((SELECT array_agg(p) FROM zones z,"
+                    " unnest(z.postal_prefixes) p WHERE z.tenant_id = t.id), '{}')"
+                    " FROM tenants t JOIN tenant_settings s ON s.tenant_id = t.id"
+                    " WHERE t.slug = :slug"
+                ),
+                {"slug": slug},
+            )
+        ).first()
+        return None if row is None else (row[0], list(row[1] or []), list(row[2] or []))
+
+    async def copy(self, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+        """COPY `rows` into `table`, in this session's transaction."""
+        raw = await (await self.session.connection()).get_raw_connection()
+        driver: Any = raw.driver_connection  # asyncpg's, for COPY
+        await driver.copy_records_to_table(table, records=rows, columns=columns)
