@@ -42,6 +42,7 @@ class Options:
     out_dir: Path = ROOT / "bench" / "results"
     profile: str | None = None
     extra_users: int = 200
+    crm_customers: int = 100_000  # in acme, with their leads, calls and messages
     password: str = field(default_factory=lambda: os.environ.get("DEMO_PASSWORD", "tenantry-demo"))
 
 
@@ -84,7 +85,12 @@ def _database(options: Options) -> tuple[str, str, dict[str, str]]:
 async def _seed(url: str, options: Options) -> None:
     from bench.seed import seed
 
-    await seed(url, password=options.password, extra_users=options.extra_users)
+    await seed(
+        url,
+        password=options.password,
+        extra_users=options.extra_users,
+        crm_customers=options.crm_customers,
+    )
 
 
 class Server:

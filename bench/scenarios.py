@@ -188,6 +188,21 @@ SCENARIOS: tuple[Scenario, ...] = (
         note="seed 000's session creation: recommendations, state store, funnel event",
     ),
     Scenario(
+        "intelligence",
+        (Request("/api/v1/intelligence/customers?limit=50"),),
+        Target(max_queries=3, max_p95_ms=50),
+        auth=OWNER,
+        connections=100,
+        note="a page of 50 of 100,000 customers with lead and call figures, 100 clients",
+    ),
+    Scenario(
+        "leads-filtered",
+        (Request("/api/v1/leads?status=won&limit=20"),),
+        Target(max_queries=1),
+        auth=OWNER,
+        note="won leads of acme's ~200,000, newest first, with their customers",
+    ),
+    Scenario(
         "mixed-100",
         (
             Request("/api/v1/users/me", weight=4),

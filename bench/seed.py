@@ -13,6 +13,8 @@ from typing import Any
 from sqlalchemy import func, insert, select
 
 from tenantry.config import get_settings
+from tenantry.crm.demo_data import seed_customers
+from tenantry.crm.models import Customer
 from tenantry.demo import seed_demo
 from tenantry.kit.db import Database, session_scope
 from tenantry.kit.ids import new_id
@@ -23,7 +25,9 @@ from tenantry.tenants.models import Tenant
 from tenantry.users.models import User
 
 
-async def seed(url: str, *, password: str, extra_users: int, sync_runs: int = 200) -> None:
+async def seed(
+    url: str, *, password: str, extra_users: int, sync_runs: int = 200, crm_customers: int = 0
+) -> None:
     settings = get_settings()
     configure_password_hashing(settings)
     db = Database(url, settings)
@@ -60,6 +64,13 @@ async def seed(url: str, *, password: str, extra_users: int, sync_runs: int = 20
                 ]
                 await session.execute(insert(User), rows)
             await _sync_history(session, acme, sync_runs)
+            have_customers = (
+                await session.execute(
+                    select(func.count()).select_from(Customer).where(Customer.tenant_id == acme)
+                )
+            ).scalar_one()
+        if crm_customers > have_customers:  # the CRM scenarios' data, once
+            await seed_customers(db.sessionmaker, "acme", crm_customers - have_customers)
     finally:
         await db.dispose()
 

@@ -315,6 +315,7 @@ def bench(
         bool, typer.Option("--sync/--no-sync", help="Run the sync-throughput scenario")
     ] = True,
     sync_duration: Annotated[float, typer.Option(help="Seconds of sync throughput")] = 60,
+    crm_customers: Annotated[int, typer.Option(help="CRM customers seeded in acme")] = 100_000,
     database_url: Annotated[
         str | None,
         typer.Option(
@@ -344,6 +345,7 @@ def bench(
         locust_users=locust_users,
         sync=sync,
         sync_duration_s=sync_duration,
+        crm_customers=crm_customers,
         database_url=database_url,
         redis_url=redis_url,
         profile=profile,

@@ -39,6 +39,8 @@ async def test_bench_runs_every_scenario_and_reports(admin_url: str, tmp_path: P
                 "5",
                 "--locust-users",
                 "5",
+                "--crm-customers",
+                "40",
                 "--sync-duration",
                 "5",
                 "--database-url",
