@@ -79,13 +79,10 @@ class LeadsService(Service):
     ) -> uuid.UUID | None:
         if user_id is None:
             return None
-        try:
-            user = await self.platform.service(UsersService).get(session, scope, user_id)
-        except NotFound:
-            user = None
-        if user is None or not user.is_active:
+        users = self.platform.service(UsersService)
+        if user_id not in await users.active_among(session, scope, [user_id]):
             why = "not an active user of your company"
-            raise Invalid(("body", "assigned_user_id"), why, "unknown_user") from None
+            raise Invalid(("body", "assigned_user_id"), why, "unknown_user")
         return user_id
 
     async def _route(

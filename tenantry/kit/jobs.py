@@ -63,10 +63,6 @@ log = get_logger("tenantry.jobs")
 
 # Procrastinate's insert, on our connection (see the module's docstring). One row type per
 # job, as Procrastinate's own `defer_jobs` query passes them.
-_DEFER_SQL = (
-    "SELECT unnest(procrastinate_defer_jobs_v1(ARRAY[ROW($1::varchar, $2::varchar, $3::int,"
-    " $4::text, $5::text, $6::jsonb, $7::timestamptz)::procrastinate_job_to_defer_v1])) AS id"
-)
 # Many jobs in one statement; the ids come back in the order the jobs were given (see
 # `defer_many`).
 _DEFER_MANY_SQL = (
@@ -194,29 +190,7 @@ class Jobs:
         queueing_lock, schedule_in, priority, queue). A job with the queueing lock of one
         still waiting raises `AlreadyEnqueued` and leaves the transaction usable (the insert
         runs in a savepoint)."""
-        job = task.configure(**(options or {})).make_new_job(**kwargs)
-        args = (
-            job.queue,
-            job.task_name,
-            job.priority,
-            job.lock,
-            job.queueing_lock,
-            json.dumps(job.task_kwargs),
-            job.scheduled_at,
-        )
-        record_statement(_DEFER_SQL)
-        try:
-            async with session.begin_nested():
-                raw = await (await session.connection()).get_raw_connection()
-                driver: asyncpg.Connection[Any] = raw.driver_connection
-                job_id: int = await driver.fetchval(_DEFER_SQL, *args)
-        except Exception as exc:
-            if _queueing_lock_clash(exc):
-                raise AlreadyEnqueued(
-                    f"a job with the queueing lock {job.queueing_lock!r} is already waiting"
-                ) from None
-            raise
-        log.info("job deferred", task=job.task_name, job_id=job_id, queue=job.queue)
+        [job_id] = await self.defer_many(session, task, [kwargs], options=options)
         return job_id
 
     async def defer_many(
@@ -250,15 +224,16 @@ class Jobs:
                 rows = await driver.fetch(_DEFER_MANY_SQL, *columns)
         except Exception as exc:
             if _queueing_lock_clash(exc):
+                locks = sorted({j.queueing_lock for j in jobs if j.queueing_lock})
                 raise AlreadyEnqueued(
-                    "a job with one of these queueing locks is already waiting"
+                    f"a job with the queueing lock {', '.join(map(repr, locks))} is already waiting"
                 ) from None
             raise
         # The function answers the ids as the insert returned them, in no promised order;
         # they come from the jobs table's sequence, drawn row by row in the order the jobs
         # were given (ORDER BY n above), so sorted they are the jobs' own order.
         ids = sorted(int(row["id"]) for row in rows)
-        log.info("jobs deferred", task=task.name, count=len(ids), queue=jobs[0].queue)
+        log.info("jobs deferred", task=task.name, job_ids=ids, queue=jobs[0].queue)
         return ids
 
     async def work(

@@ -212,3 +212,13 @@ def one_of(what: str, allowed: Iterable[str]) -> GroupedMetadata:
     `Annotated[str, one_of("industry", CATALOG.industries)]`. A value outside it is a 422
     naming the field and listing the allowed values, which OpenAPI shows as an enum."""
     return _OneOf(what, tuple(allowed))
+
+
+def _distinct(values: list[Any]) -> list[Any]:
+    if len(set(values)) != len(values):
+        raise PydanticCustomError("not_distinct", "a value is listed twice")
+    return values
+
+
+# A list whose items are each listed once: `Annotated[list[X], Field(...), DISTINCT]`.
+DISTINCT = AfterValidator(_distinct)

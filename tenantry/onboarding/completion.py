@@ -12,7 +12,6 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tenantry.kit.db import after_commit
 from tenantry.kit.errors import Invalid
 from tenantry.kit.platform import Service
 from tenantry.kit.repository import TenantScope
@@ -92,7 +91,9 @@ class CompletionService(Service):
         await session.flush()
         jobs = self.platform.jobs
         await jobs.defer(session, jobs.task(SEND_WELCOME), session_id=body.session_id)
-        self._mark_completed(session, body.session_id, str(tenant.id))
+        self.onboarding.update_after_commit(
+            session, body.session_id, step="completed", tenant_id=str(tenant.id), demo_mode=False
+        )
         return self._answer(tenant.slug, owner, None if body.password else password, True)
 
     async def _again(self, session: AsyncSession, done: OnboardingCompletion) -> Completed:
@@ -130,13 +131,3 @@ class CompletionService(Service):
         while await tenants.find_by_slug(session, slug) is not None:
             slug = f"{slug_of(name)[:43]}-{secrets.token_hex(3)}"
         return slug
-
-    def _mark_completed(self, session: AsyncSession, session_id: str, tenant_id: str) -> None:
-        onboarding = self.onboarding
-
-        async def mark() -> None:
-            state = await onboarding.read(session_id)
-            changes = {"step": "completed", "tenant_id": tenant_id, "demo_mode": False}
-            await onboarding.write(session_id, {**state, **changes})
-
-        after_commit(session, mark)

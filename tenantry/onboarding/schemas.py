@@ -8,19 +8,12 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from tenantry.kit.text import Email, one_of, text
+from tenantry.kit.text import DISTINCT, Email, one_of, text
 from tenantry.onboarding.catalog import CATALOG, SIZES
 from tenantry.onboarding.models import SESSION_ID_LENGTH
 from tenantry.users.schemas import NewPassword
-
-
-def _distinct(values: list[str]) -> list[str]:
-    if len(set(values)) != len(values):
-        raise ValueError("a value is listed twice")
-    return values
-
 
 Industry = Annotated[str, one_of("industry", CATALOG.industries)]
 CompanySize = Annotated[str, one_of("company size", SIZES)]
@@ -43,12 +36,12 @@ class ProfileCreate(BaseModel):
     company_name: Annotated[str, text(min_length=1, max_length=200)] = Field(examples=["Test Corp"])
     industry: Industry = Field(examples=["technology"])
     company_size: CompanySize = Field(examples=["startup"])
-    primary_challenges: Annotated[
-        list[Challenge], Field(min_length=1, max_length=10), AfterValidator(_distinct)
-    ] = Field(examples=[["marketing_optimization"]])
-    current_tools: Annotated[list[Tool], Field(max_length=10), AfterValidator(_distinct)] = []
-    goals: Annotated[list[Goal], Field(min_length=1, max_length=7), AfterValidator(_distinct)] = (
-        Field(examples=[["increase_roi"]])
+    primary_challenges: Annotated[list[Challenge], Field(min_length=1, max_length=10), DISTINCT] = (
+        Field(examples=[["marketing_optimization"]])
+    )
+    current_tools: Annotated[list[Tool], Field(max_length=10), DISTINCT] = []
+    goals: Annotated[list[Goal], Field(min_length=1, max_length=7), DISTINCT] = Field(
+        examples=[["increase_roi"]]
     )
     user_email: Email | None = Field(None, description="Where the welcome report goes")
 
@@ -91,7 +84,7 @@ class PricingRequest(BaseModel):
     suites: Annotated[
         list[SuiteId],
         Field(min_length=1, max_length=len(CATALOG.suites)),
-        AfterValidator(_distinct),
+        DISTINCT,
     ] = Field(examples=[["marketing_optimization", "analytics"]])
     billing_cycle: Cycle = "monthly"
     currency: CurrencyCode = CATALOG.base_currency

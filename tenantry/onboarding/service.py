@@ -76,17 +76,20 @@ class OnboardingService(Service):
             raise NotFound(EXPIRED)
         return found
 
-    async def write(self, session_id: str, state: dict[str, Any]) -> None:
+    async def _write(self, session_id: str, state: dict[str, Any]) -> None:
         """Back to the state store, keeping the session's expiry."""
         expires = datetime.fromisoformat(state["expires_at"])
         left = (expires - datetime.now(UTC)).total_seconds()
         if left > 0:
             await self.platform.state.put(NAMESPACE, session_id, state, left)
 
-    def _after_commit_update(self, session: AsyncSession, session_id: str, **changes: Any) -> None:
+    def update_after_commit(self, session: AsyncSession, session_id: str, **changes: Any) -> None:
+        """Merge `changes` into the visitor's session once `session` commits (never ahead of
+        the database, and not at all if it rolls back)."""
+
         async def update() -> None:
             state = await self.read(session_id)
-            await self.write(session_id, {**state, **changes})
+            await self._write(session_id, {**state, **changes})
 
         after_commit(session, update)
 
@@ -183,7 +186,7 @@ class OnboardingService(Service):
                 },
             )
             step = state["step"] if state and state["step"] == "completed" else "pricing_viewed"
-            self._after_commit_update(session, body.session_id, quote_id=str(quote_id), step=step)
+            self.update_after_commit(session, body.session_id, quote_id=str(quote_id), step=step)
         return out
 
     async def stored_quote(self, session: AsyncSession, quote_id: uuid.UUID) -> QuoteOut:

@@ -4,19 +4,13 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from tenantry.kit.text import text
+from tenantry.kit.text import DISTINCT, text
 
 Name = Annotated[str, text(min_length=1, max_length=100)]
 PostalCode = Annotated[str, text(min_length=1, max_length=20)]
 Prefix = Annotated[str, text(min_length=1, max_length=20, pattern=r"^[A-Za-z0-9][A-Za-z0-9 -]*$")]
-
-
-def _distinct(values: list[object]) -> list[object]:
-    if len(set(values)) != len(values):
-        raise ValueError("a value is listed twice")
-    return values
 
 
 class RegionCreate(BaseModel):
@@ -37,7 +31,7 @@ class TeamCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Name
-    members: Annotated[list[uuid.UUID], Field(max_length=100), AfterValidator(_distinct)] = Field(
+    members: Annotated[list[uuid.UUID], Field(max_length=100), DISTINCT] = Field(
         default_factory=list, description="Active users of your company, in order"
     )
 
@@ -61,9 +55,9 @@ class ZoneCreate(BaseModel):
 
     region_id: uuid.UUID
     code: Annotated[str, text(min_length=1, max_length=32)] = Field(examples=["MAD-CENTRO"])
-    postal_prefixes: Annotated[
-        list[Prefix], Field(min_length=1, max_length=50), AfterValidator(_distinct)
-    ] = Field(examples=[["280", "281"]])
+    postal_prefixes: Annotated[list[Prefix], Field(min_length=1, max_length=50), DISTINCT] = Field(
+        examples=[["280", "281"]]
+    )
     team_id: uuid.UUID | None = Field(None, description="The team that owns its leads")
 
 

@@ -132,12 +132,9 @@ class TerritoriesService(Service):
         self, session: AsyncSession, scope: TenantScope, body: TeamCreate
     ) -> TeamOut:
         users = self.platform.service(UsersService)
+        active = await users.active_among(session, scope, body.members)  # one query for all
         for i, user_id in enumerate(body.members):
-            try:
-                user = await users.get(session, scope, user_id)
-            except NotFound:
-                user = None
-            if user is None or not user.is_active:
+            if user_id not in active:
                 why = "not an active user of your company"
                 raise Invalid(("body", "members", i), why, "unknown_user")
         team = Team(name=body.name.strip())

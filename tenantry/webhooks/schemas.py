@@ -8,7 +8,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from standardwebhooks import Webhook
 
 from tenantry.kit.pagination import Page
-from tenantry.kit.text import Url, text
+from tenantry.kit.text import DISTINCT, Url, text
 
 EventType = Literal["sync.completed", "customer.created", "lead.created", "lead.status_changed"]
 DeliveryStatus = Literal["pending", "succeeded", "failed"]
@@ -31,17 +31,11 @@ Secret = Annotated[
 ]
 
 
-def _unique(events: list[str]) -> list[str]:
-    if len(set(events)) != len(events):
-        raise ValueError("an event type is listed twice")
-    return events
-
-
 class EndpointCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: Url = Field(examples=["https://hooks.example.com/tenantry"])
-    events: Annotated[list[EventType], Field(min_length=1, max_length=4), AfterValidator(_unique)]
+    events: Annotated[list[EventType], Field(min_length=1, max_length=4), DISTINCT]
     secret: Secret | None = Field(
         None, description="Unset: one is made; either way it is in this response only"
     )
