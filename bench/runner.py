@@ -343,6 +343,38 @@ def _login(client: httpx.Client, email: str, password: str) -> str:
     return str(r.json()["access_token"])
 
 
+def _placeholders(
+    client: httpx.Client, token: str, scenarios: list[Scenario]
+) -> dict[str, list[str]]:
+    """Values for the placeholders the scenarios' paths name, read from the seeded data: 1,000
+    of acme's customers spread over the list, the query strings of
+    intelligence pages 2-41."""
+    wanted = set().union(*(s.placeholders() for s in scenarios))
+    headers = {"Authorization": f"Bearer {token}"}
+    values: dict[str, list[str]] = {}
+
+    def walk(path: str, pages: int) -> list[dict[str, Any]]:
+        seen, cursor = [], None
+        for _ in range(pages):
+            url = path + (f"&cursor={cursor}" if cursor else "")
+            page = client.get(url, headers=headers).raise_for_status().json()
+            seen.append(page)
+            cursor = page["next_cursor"]
+            if not cursor:
+                break
+        return seen
+
+    if "customer" in wanted:
+        pages = walk("/api/v1/customers?limit=100", 100)
+        values["customer"] = [c["id"] for p in pages for c in p["items"][::10]]
+    if "insights_page" in wanted:
+        pages = walk("/api/v1/intelligence/customers?limit=50", 41)
+        cursors = [p["next_cursor"] for p in pages[:40] if p["next_cursor"]]
+        # a small seed (the harness's own test) has one page: then that page
+        values["insights_page"] = [f"limit=50&cursor={c}" for c in cursors] or ["limit=50"]
+    return values
+
+
 def run(options: Options) -> dict[str, Any]:
     wanted = options.scenarios
     sync_wanted = options.sync and (not wanted or SYNC_SCENARIO in wanted)
@@ -366,8 +398,10 @@ def run(options: Options) -> dict[str, Any]:
         server.wait_ready()
         with httpx.Client(base_url=server.url, timeout=30) as client:
             token = _login(client, OWNER, options.password)
+            values = _placeholders(client, token, scenarios)
             scripts = {
-                s.name: s.lua(token if s.auth else None, options.password) for s in scenarios
+                s.name: s.lua(token if s.auth else None, options.password, values)
+                for s in scenarios
             }
             _say(f"Warming up ({options.warmup_s:g}s per scenario)…")
             for s in scenarios:

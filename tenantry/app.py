@@ -22,7 +22,7 @@ from tenantry.auth.router import router as auth_router
 from tenantry.auth.service import AuthService
 from tenantry.authz.dependencies import Authenticators
 from tenantry.config import Settings, get_settings
-from tenantry.crm.router import activity_router, leads_router
+from tenantry.crm.router import activity_router, insights_router, leads_router
 from tenantry.crm.router import router as crm_router
 from tenantry.kit import docs, errors, metrics, openapi
 from tenantry.kit import jobs as jobs_kit
@@ -66,6 +66,7 @@ API_ROUTERS = (
     crm_router,
     leads_router,
     activity_router,
+    insights_router,
     territories_router,
     sync_router,
     webhooks_router,

@@ -1,5 +1,5 @@
-"""What happens with customers: calls logged and messages sent or received, and the
-customer-intelligence view that sums them up a page at a time in three queries."""
+"""What happens with customers: calls logged and messages sent or received (the
+customer-intelligence view that sums them up is `crm/insights.py`)."""
 
 from __future__ import annotations
 
@@ -18,10 +18,6 @@ from tenantry.crm.schemas import (
     CallCreate,
     CallList,
     CallOut,
-    CustomerInsight,
-    InsightList,
-    LastCall,
-    LatestLead,
     MessageCreate,
     MessageList,
     MessageOut,
@@ -98,35 +94,3 @@ class ActivityService(Service):
             customer_id, channel=channel, after=cursor_kit.decode(cursor), limit=limit + 1
         )
         return MessageList.of(rows, [MessageOut.model_validate(r) for r in rows], limit=limit)
-
-    async def insights(
-        self, session: AsyncSession, scope: TenantScope, *, cursor: str | None, limit: int
-    ) -> InsightList:
-        """A page of customers, each with its numbers of leads and calls, its newest lead and
-        its last call: three queries whatever the page's size (the page; then each table once,
-        DISTINCT ON the customer with a window count), every one in the tenant."""
-        customers = await CustomerRepository(session, scope).newest(
-            q=None, after=cursor_kit.decode(cursor), limit=limit + 1
-        )
-        ids = [c.id for c in customers[:limit]]
-        leads = await LeadRepository(session, scope).latest_of(ids) if ids else {}
-        calls = await CallRepository(session, scope).last_of(ids) if ids else {}
-        items = []
-        for c in customers[:limit]:
-            lead, n_leads = leads.get(c.id, (None, 0))
-            call, n_calls = calls.get(c.id, (None, 0))
-            items.append(
-                CustomerInsight(
-                    id=c.id,
-                    name=c.name,
-                    email=c.email,
-                    phone=c.phone,
-                    leads_count=n_leads,
-                    calls_count=n_calls,
-                    latest_lead=LatestLead.model_validate(lead, from_attributes=True)
-                    if lead
-                    else None,
-                    last_call=LastCall.model_validate(call, from_attributes=True) if call else None,
-                )
-            )
-        return InsightList.of(customers, items, limit=limit)

@@ -5,9 +5,21 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import Boolean, ColumnElement, Label, String, func, literal_column, text
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    Label,
+    String,
+    bindparam,
+    func,
+    literal_column,
+    select,
+    text,
+    true,
+)
 
 from tenantry.crm.models import Call, Customer, Lead, LeadStatusHistory, Message
+from tenantry.kit.db import LeanQuery
 from tenantry.kit.ids import new_id
 from tenantry.kit.repository import PlatformRepository, TenantRepository
 
@@ -126,12 +138,6 @@ class LeadRepository(TenantRepository[Lead]):
         )
         return {u: int(n) for u, n in (await self.session.execute(stmt)).all()}
 
-    async def latest_of(self, customer_ids: list[uuid.UUID]) -> dict[uuid.UUID, Any]:
-        """Each customer's newest lead with the customer's number of leads: one statement."""
-        return await self.newest_by(
-            Lead.customer_id, customer_ids, Lead.created_at.desc(), Lead.id.desc()
-        )
-
     async def one(self, lead_id: uuid.UUID) -> Any | None:
         """A lead with its customer's name, or None."""
         stmt = (
@@ -205,6 +211,69 @@ _LEAD_COLUMNS = (
 )
 
 
+def _newest_per_customer(model: Any, *columns: Any) -> Any:
+    """A lateral subquery: the customer's newest row of `model` with the customer's number
+    of them (the window counts before the LIMIT), on the (tenant, customer) index."""
+    return (
+        select(*columns, func.count().over().label("n"))
+        .where(model.tenant_id == Customer.tenant_id, model.customer_id == Customer.id)
+        .order_by(model.created_at.desc(), model.id.desc())
+        .limit(1)
+        .lateral()
+    )
+
+
+_LATEST_LEAD = _newest_per_customer(Lead, Lead.id, Lead.status, Lead.value, Lead.created_at)
+_LAST_CALL = _newest_per_customer(
+    Call, Call.id, Call.status, Call.direction, Call.duration_s, Call.created_at
+)
+
+
+def _insights(*where: ColumnElement[bool]) -> LeanQuery:
+    return LeanQuery.of(
+        CustomerRepository.lean(
+            Customer.id,
+            Customer.name,
+            Customer.email,
+            Customer.phone,
+            func.coalesce(_LATEST_LEAD.c.n, 0).label("leads_count"),
+            _LATEST_LEAD.c.id.label("lead_id"),
+            _LATEST_LEAD.c.status.label("lead_status"),
+            _LATEST_LEAD.c.value.label("lead_value"),
+            _LATEST_LEAD.c.created_at.label("lead_created_at"),
+            func.coalesce(_LAST_CALL.c.n, 0).label("calls_count"),
+            _LAST_CALL.c.id.label("call_id"),
+            _LAST_CALL.c.status.label("call_status"),
+            _LAST_CALL.c.direction.label("call_direction"),
+            _LAST_CALL.c.duration_s.label("call_duration_s"),
+            _LAST_CALL.c.created_at.label("call_created_at"),
+        )
+        .select_from(Customer)
+        .outerjoin(_LATEST_LEAD, true())
+        .outerjoin(_LAST_CALL, true())
+        .where(*where)
+        .order_by(Customer.id.desc())
+        .limit(bindparam("limit"))
+    )
+
+
+_INSIGHTS = _insights()
+_INSIGHTS_AFTER = _insights(Customer.id < bindparam("after"))
+
+
+class InsightRepository(CustomerRepository):
+    """The customer-intelligence page on the lean path."""
+
+    async def page(self, *, after: uuid.UUID | None, limit: int) -> list[Any]:
+        """Up to `limit` customers, newest first, older than `after`, each with its number
+        of leads and calls, its newest lead and its last call: one statement (the page by
+        its key, then two lateral lookups per customer, each on a (tenant, customer) index),
+        its customers in the tenant and its leads and calls in theirs."""
+        if after is None:
+            return await self.read_all(_INSIGHTS, limit=limit)
+        return await self.read_all(_INSIGHTS_AFTER, after=after, limit=limit)
+
+
 class HistoryRepository(TenantRepository[LeadStatusHistory]):
     model = LeadStatusHistory
 
@@ -232,12 +301,6 @@ class CallRepository(TenantRepository[Call]):
         if after is not None:
             stmt = stmt.where(Call.id < after)
         return list((await self.session.execute(stmt)).scalars())
-
-    async def last_of(self, customer_ids: list[uuid.UUID]) -> dict[uuid.UUID, Any]:
-        """Each customer's latest call with the customer's number of calls: one statement."""
-        return await self.newest_by(
-            Call.customer_id, customer_ids, Call.created_at.desc(), Call.id.desc()
-        )
 
 
 class MessageRepository(TenantRepository[Message]):

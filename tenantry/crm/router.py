@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from tenantry.authz.dependencies import CurrentPrincipal
 from tenantry.crm.activity import ActivityService
+from tenantry.crm.insights import InsightsService
 from tenantry.crm.leads import LeadsService
 from tenantry.crm.schemas import (
     CallCreate,
@@ -33,9 +34,11 @@ from tenantry.crm.schemas import (
     Timeline,
 )
 from tenantry.crm.service import CrmService
+from tenantry.kit.conditional import NOT_MODIFIED, cached_json
 from tenantry.kit.cursor import Cursor, Limit
-from tenantry.kit.deps import SessionDep
+from tenantry.kit.deps import ReaderDep, SessionDep
 from tenantry.kit.errors import problems
+from tenantry.kit.lane import hot
 
 router = APIRouter(prefix="/customers", tags=["crm"])
 
@@ -267,18 +270,26 @@ async def list_customer_messages(
     )
 
 
-@activity_router.get(
+insights_router = APIRouter(tags=["crm"])
+Insights = Annotated[InsightsService, Depends(InsightsService.dep)]
+
+
+@insights_router.get(
     "/intelligence/customers",
     summary="Customers with their lead and call numbers, newest lead and last call",
     response_model=InsightList,
-    responses=problems(401, 422),
+    responses={**NOT_MODIFIED, **problems(401, 422)},
 )
+@hot
 async def customer_intelligence(
-    activity: Activity,
-    session: SessionDep,
+    request: Request,
+    insights: Insights,
+    reader: ReaderDep,
     principal: CurrentPrincipal,
     cursor: Cursor = None,
     limit: Limit = 50,
-) -> InsightList:
-    """Three queries whatever the page's size."""
-    return await activity.insights(session, principal.scope, cursor=cursor, limit=limit)
+) -> Response:
+    """One query whatever the page's size, cached for the company until a customer, lead or
+    call changes; answers 304 to a matching `If-None-Match`."""
+    page = await insights.page(reader, principal.scope, cursor=cursor, limit=limit)
+    return cached_json(request, page)

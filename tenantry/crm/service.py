@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tenantry.crm.insights import INSIGHTS_LIST
 from tenantry.crm.models import Customer
 from tenantry.crm.repository import CustomerRepository, LeadRepository
 from tenantry.crm.schemas import (
@@ -95,6 +96,7 @@ class CrmService(Service):
         """The customer and its leads (they go with it)."""
         if not await CustomerRepository(session, scope).remove(customer_id):
             raise NotFound("No such customer in your company.")
+        INSIGHTS_LIST.invalidate(session, str(scope.tenant_id))  # a Core delete: no ORM event
 
     # --- imports ------------------------------------------------------------------------
 
@@ -147,6 +149,8 @@ class CrmService(Service):
                 changed = {**_lead_event(source_id, row), "previous_status": row.previous_status}
                 events.append(("lead.status_changed", changed))
         await self.platform.service(WebhooksService).emit_many(session, scope, events)
+        if written or upserted:  # Core upserts: no ORM event marks the insights stale
+            INSIGHTS_LIST.invalidate(session, str(scope.tenant_id))
         return Imported(customers=len(written), leads=len(upserted))
 
 

@@ -16,6 +16,7 @@ import binascii
 import uuid
 from typing import Annotated, Any, Generic, Self, TypeVar
 
+from asyncpg import Record
 from fastapi import Query
 from pydantic import BaseModel, Field
 
@@ -61,10 +62,10 @@ class CursorPage(BaseModel, Generic[T]):
     @classmethod
     def of(cls, rows: list[Any], items: list[T], *, limit: int) -> Self:
         """From up to `limit + 1` rows read (the extra one says there is more), newest first,
-        each with an `id`; `items` are the first `limit` of them as answered."""
-        more = len(rows) > limit
-        return cls(
-            items=items[:limit],
-            limit=limit,
-            next_cursor=encode(rows[limit - 1].id) if more else None,
-        )
+        each with an `id` (an entity's attribute or a lean row's column); `items` are the first
+        `limit` of them as answered."""
+        if len(rows) <= limit:
+            return cls(items=items[:limit], limit=limit, next_cursor=None)
+        last = rows[limit - 1]
+        last_id = last["id"] if isinstance(last, Record) else last.id
+        return cls(items=items[:limit], limit=limit, next_cursor=encode(last_id))

@@ -23,7 +23,6 @@ repository builds a statement without its scope.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -40,7 +39,6 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import Insert as PgInsert
-from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
@@ -164,24 +162,6 @@ class TenantRepository(_Repository[M]):
             await self.session.execute(
                 insert(self.model), [{**row, "tenant_id": tenant_id} for row in rows]
             )
-
-    async def newest_by(
-        self, key: Any, keys: Sequence[Any], *newest_first: Any
-    ) -> dict[Any, tuple[M, int]]:
-        """For each of `keys` (values of the column `key`): its newest row by `newest_first`
-        and its number of rows, in one statement (DISTINCT ON the key, a window count) however
-        many keys; a key with no rows is absent."""
-        if not keys:
-            return {}
-        count = func.count().over(partition_by=key).label("n")
-        stmt = (
-            self.select(self.model, count)
-            .where(key.in_(keys))
-            .order_by(key, *newest_first)
-            .ext(distinct_on(key))
-        )
-        rows = (await self.session.execute(stmt)).all()
-        return {getattr(row, key.key): (row, int(n)) for row, n in rows}
 
     def delete(self) -> Delete:
         return delete(self.model).where(self.tenant_filter())

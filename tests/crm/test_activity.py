@@ -1,6 +1,6 @@
 """Calls, messages and customer intelligence: logged and listed in the tenant, a customer's
-conversation newest first, and a page of customers summed up in three queries whatever its
-size."""
+conversation newest first, and a page of customers summed up in one query whatever its
+size, cached until one of them changes."""
 
 from __future__ import annotations
 
@@ -93,8 +93,8 @@ async def test_a_conversation_is_newest_first_by_channel(
     assert assert_problem(r, 422)["errors"][0]["loc"] == ["body", "channel"]
 
 
-@pytest.mark.parametrize("n", [10, 60])
-async def test_intelligence_sums_up_a_page_in_three_queries(
+@pytest.mark.parametrize("n", [10, 200])
+async def test_intelligence_sums_up_a_page_in_one_query(
     world: World, session: AsyncSession, n: int
 ) -> None:
     member = await world.user(await world.tenant(), "member")
@@ -129,11 +129,19 @@ async def test_intelligence_sums_up_a_page_in_three_queries(
         Lead(tenant_id=stranger.tenant_id, customer_id=theirs.id, status="new", source="manual")
     )
     await session.flush()
-    await world.client.get("/api/v1/intelligence/customers", headers=member.headers)  # warm
-    r = await world.client.get("/api/v1/intelligence/customers?limit=100", headers=member.headers)
+    await world.client.get("/api/v1/users/me", headers=member.headers)  # the principal cached
+    url = "/api/v1/intelligence/customers?limit=100"
+    r = await world.client.get(url, headers=member.headers)
     assert r.status_code == 200, r.text
-    assert queries(r) == 3
-    by_name = {c["name"]: c for c in r.json()["items"]}
+    assert queries(r) == 1
+    pages = [r.json()]
+    while pages[-1]["next_cursor"]:
+        r = await world.client.get(
+            f"{url}&cursor={pages[-1]['next_cursor']}", headers=member.headers
+        )
+        assert queries(r) == 1
+        pages.append(r.json())
+    by_name = {c["name"]: c for page in pages for c in page["items"]}
     assert len(by_name) == n
     two = by_name["C2"]
     assert (two["leads_count"], two["latest_lead"]["status"], two["calls_count"]) == (2, "won", 0)
@@ -142,4 +150,28 @@ async def test_intelligence_sums_up_a_page_in_three_queries(
     zero = by_name["C0"]
     assert (zero["leads_count"], zero["latest_lead"], zero["last_call"]) == (0, None, None)
     assert sum(c["leads_count"] for c in by_name.values()) == sum(i % 3 for i in range(n))
-    assert uuid.UUID(r.json()["items"][0]["id"]) == customers[-1].id  # newest first
+    assert uuid.UUID(pages[0]["items"][0]["id"]) == customers[-1].id  # newest first
+
+    again = await world.client.get(url, headers=member.headers)
+    assert (again.json(), queries(again)) == (pages[0], 0)  # the cached page
+    cached = await world.client.get(
+        url, headers={**member.headers, "If-None-Match": again.headers["etag"]}
+    )
+    assert cached.status_code == 304
+    assert (await world.client.get(url, headers=stranger.headers)).json()["items"][0]["id"] == str(
+        theirs.id
+    )
+
+    # A call logged through the API, then a customer deleted: each commit drops the pages.
+    newest = customers[-1]
+    call = {"customer_id": str(newest.id), "direction": "outbound", "status": "completed"}
+    assert (
+        await world.client.post("/api/v1/calls", json=call, headers=member.headers)
+    ).status_code == 201
+    r = await world.client.get(url, headers=member.headers)
+    assert (queries(r), r.json()["items"][0]["calls_count"]) == (1, 1 + (n - 1) % 2)
+    assert r.json()["items"][0]["last_call"]["status"] == "completed"
+    gone = await world.client.delete(f"/api/v1/customers/{newest.id}", headers=member.headers)
+    assert gone.status_code == 204
+    r = await world.client.get(url, headers=member.headers)
+    assert r.json()["items"][0]["id"] == str(customers[-2].id)

@@ -4,12 +4,14 @@ endpoint subscribed to its type, in statements that do not grow with the page.""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import Counter
 from typing import Any
 
 from sqlalchemy import text
 
+from tenantry.crm.insights import InsightsService
 from tenantry.kit.context import count_queries
 from tenantry.kit.db import session_scope
 from tenantry.kit.jobs import Jobs
@@ -62,10 +64,21 @@ async def test_new_and_changed_records_are_told_once_to_each_subscriber(
             runs: Counter({"sync.completed": 1}),
         }
 
+        insights = platform.service(InsightsService)
+        before = json.loads(
+            (await insights.page(committed.db.reader, scope, cursor=None, limit=100)).body
+        )
+        assert len(before["items"]) == 30  # now cached until the next import writes
+
         # The same records again change nothing; one lead moves, one customer is new.
         source.records[4]["leads"][0]["status"] = "contacted"  # type: ignore[index]
         source.records.append(customers(31)[30])
         assert await _sync_again(committed, platform, scope, source_id) == "succeeded"
+    after = json.loads(
+        (await insights.page(committed.db.reader, scope, cursor=None, limit=100)).body
+    )
+    assert len(after["items"]) == 31
+    assert "contacted" in {c["latest_lead"]["status"] for c in after["items"]}
     new = [d for d in await deliveries_of(committed, scope) if d.id not in {f.id for f in first}]
     assert _by_endpoint(new) == {
         everything: Counter({"customer.created": 1, "lead.created": 1, "lead.status_changed": 1}),
