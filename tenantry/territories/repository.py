@@ -43,6 +43,10 @@ class MemberRepository(TenantRepository[TeamMember]):
             found[member.team_id].append(member)
         return found
 
+    async def remove(self, team_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+        stmt = self.delete().where(TeamMember.team_id == team_id, TeamMember.user_id == user_id)
+        return bool((await self.session.execute(stmt)).rowcount)  # type: ignore[attr-defined]
+
 
 class ContextRepository(TenantRepository[TeamMember]):
     model = TeamMember

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Depends, Query, Response, status
 
 from tenantry.authz.dependencies import CurrentPrincipal, TenantAdmin
 from tenantry.kit.deps import SessionDep
@@ -50,6 +51,54 @@ async def create_team(
     body: TeamCreate, territories: Territories, session: SessionDep, admin: TenantAdmin
 ) -> TeamOut:
     return await territories.create_team(session, admin.scope, body)
+
+
+@router.get(
+    "/teams/{team_id}",
+    summary="One team with its members",
+    response_model=TeamOut,
+    responses=problems(401, 404, 422),
+)
+async def get_team(
+    team_id: uuid.UUID, territories: Territories, session: SessionDep, principal: CurrentPrincipal
+) -> TeamOut:
+    return await territories.team(session, principal.scope, team_id)
+
+
+@router.put(
+    "/teams/{team_id}/members/{user_id}",
+    summary="Put an active user in a team, last (idempotent; owners and admins)",
+    response_model=TeamOut,
+    responses=problems(401, 403, 404, 409, 422),
+)
+async def add_team_member(
+    team_id: uuid.UUID,
+    user_id: uuid.UUID,
+    territories: Territories,
+    session: SessionDep,
+    admin: TenantAdmin,
+) -> TeamOut:
+    """The user's cached context (`/users/me/context`) is dropped on every instance."""
+    return await territories.add_member(session, admin.scope, team_id, user_id)
+
+
+@router.delete(
+    "/teams/{team_id}/members/{user_id}",
+    summary="Take a user out of a team (owners and admins)",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=problems(401, 403, 404, 422),
+)
+async def remove_team_member(
+    team_id: uuid.UUID,
+    user_id: uuid.UUID,
+    territories: Territories,
+    session: SessionDep,
+    admin: TenantAdmin,
+) -> Response:
+    """Their open leads stay assigned to them; the user's cached context is dropped."""
+    await territories.remove_member(session, admin.scope, team_id, user_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get(

@@ -99,6 +99,15 @@ async def _insert(session: AsyncSession, add: Callable[[], object], taken: str) 
         raise Conflict(taken) from None
 
 
+def _team_out(team: Team, members: list[TeamMember]) -> TeamOut:
+    return TeamOut(
+        id=team.id,
+        name=team.name,
+        created_at=team.created_at,
+        members=[MemberOut.model_validate(m) for m in members],
+    )
+
+
 class TerritoriesService(Service):
     # --- regions and teams --------------------------------------------------------------
 
@@ -118,15 +127,46 @@ class TerritoriesService(Service):
         """Every team with its members: two queries."""
         teams = await TeamRepository(session, scope).all()
         members = await MemberRepository(session, scope).of([t.id for t in teams])
-        return [
-            TeamOut(
-                id=t.id,
-                name=t.name,
-                created_at=t.created_at,
-                members=[MemberOut.model_validate(m) for m in members.get(t.id, [])],
-            )
-            for t in teams
-        ]
+        return [_team_out(t, members.get(t.id, [])) for t in teams]
+
+    async def _team(self, session: AsyncSession, scope: TenantScope, team_id: uuid.UUID) -> Team:
+        found = await TeamRepository(session, scope).get(team_id)
+        if found is None:
+            raise NotFound("No such team in your company.")
+        return found
+
+    async def team(self, session: AsyncSession, scope: TenantScope, team_id: uuid.UUID) -> TeamOut:
+        """One team with its members: two queries."""
+        team = await self._team(session, scope, team_id)
+        members = await MemberRepository(session, scope).of([team_id])
+        return _team_out(team, members.get(team_id, []))
+
+    async def add_member(
+        self, session: AsyncSession, scope: TenantScope, team_id: uuid.UUID, user_id: uuid.UUID
+    ) -> TeamOut:
+        """Put an active user of the company in the team, last; a member already in stays
+        where they are (the call is idempotent)."""
+        team = await self._team(session, scope, team_id)
+        users = self.platform.service(UsersService)
+        if user_id not in await users.active_among(session, scope, [user_id]):
+            raise NotFound("No such active user in your company.")
+        repo = MemberRepository(session, scope)
+        members = (await repo.of([team_id])).get(team_id, [])
+        if all(m.user_id != user_id for m in members):
+            slot = max((m.slot for m in members), default=-1) + 1
+            row = TeamMember(team_id=team_id, user_id=user_id, slot=slot)
+            await _insert(session, lambda: repo.add(row), "That user was just added to the team.")
+            forget_context(session, scope.tenant_id, user_id)
+            members.append(row)
+        return _team_out(team, members)
+
+    async def remove_member(
+        self, session: AsyncSession, scope: TenantScope, team_id: uuid.UUID, user_id: uuid.UUID
+    ) -> None:
+        await self._team(session, scope, team_id)
+        if not await MemberRepository(session, scope).remove(team_id, user_id):
+            raise NotFound("That user is not in this team.")
+        forget_context(session, scope.tenant_id, user_id)
 
     async def create_team(
         self, session: AsyncSession, scope: TenantScope, body: TeamCreate
@@ -147,12 +187,7 @@ class TerritoriesService(Service):
             forget_context(session, scope.tenant_id, row.user_id)
         await session.flush()
         await session.refresh(team, ["created_at"])
-        return TeamOut(
-            id=team.id,
-            name=team.name,
-            created_at=team.created_at,
-            members=[MemberOut.model_validate(m) for m in rows],
-        )
+        return _team_out(team, rows)
 
     async def context(self, reader_session: AsyncSession, principal: Principal) -> UserContext:
         """The caller's tenant, role, teams, regions and zones: one query, cached 15 min."""

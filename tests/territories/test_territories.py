@@ -173,3 +173,43 @@ async def test_my_context_is_one_query_then_cached_until_my_teams_change(world: 
     assert "user_context" in r.json()["invalidated"]
     assert queries(await world.client.get(url, headers=member.headers)) >= 1  # loaded again
     assert team["id"] in {t["id"] for t in changed["teams"]}
+
+
+async def test_members_join_and_leave_a_team_and_their_context_follows(world: World) -> None:
+    admin, member, team = await _zones(world)
+    newcomer = await world.user(admin.tenant_id, "member")
+    context = f"{API}/users/me/context"
+    await world.client.get("/api/v1/users/me", headers=newcomer.headers)
+    assert (await world.client.get(context, headers=newcomer.headers)).json()["teams"] == []
+
+    url = f"{API}/teams/{team['id']}/members/{newcomer.id}"
+    for _ in range(2):  # idempotent: the second call changes nothing
+        r = await world.client.put(url, headers=admin.headers)
+        assert r.status_code == 200, r.text
+        assert [(m["user_id"], m["slot"]) for m in r.json()["members"]] == [
+            (str(member.id), 0),
+            (str(newcomer.id), 1),
+        ]
+    joined = (await world.client.get(context, headers=newcomer.headers)).json()
+    assert [t["name"] for t in joined["teams"]] == ["Centro"]  # the cached context was dropped
+    one = await world.client.get(f"{API}/teams/{team['id']}", headers=newcomer.headers)
+    assert len(one.json()["members"]) == 2
+
+    assert_problem(await world.client.put(url, headers=member.headers), 403)
+    assert_problem(await world.client.delete(url, headers=member.headers), 403)
+    assert (await world.client.delete(url, headers=admin.headers)).status_code == 204
+    assert_problem(await world.client.delete(url, headers=admin.headers), 404)
+    assert (await world.client.get(context, headers=newcomer.headers)).json()["teams"] == []
+
+    # Users and teams of another company, and unknown ones, are not found.
+    stranger = await world.user(await world.tenant(), "member")
+    for path in (
+        f"/teams/{team['id']}/members/{stranger.id}",
+        f"/teams/{uuid.uuid4()}/members/{newcomer.id}",
+    ):
+        assert_problem(await world.client.put(f"{API}{path}", headers=admin.headers), 404)
+    outsider = await world.user(await world.tenant(), "admin")
+    assert_problem(await world.client.put(url, headers=outsider.headers), 404)
+    assert_problem(
+        await world.client.get(f"{API}/teams/{team['id']}", headers=outsider.headers), 404
+    )
