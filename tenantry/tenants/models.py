@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ARRAY, DateTime, ForeignKey, String, func, text
+from sqlalchemy import ARRAY, DateTime, ForeignKey, ForeignKeyConstraint, String, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
@@ -34,6 +34,16 @@ class TenantSettings(TenantScoped, Base):
     """One row per tenant, keyed by the tenant itself."""
 
     __tablename__ = "tenant_settings"
+    __table_args__ = (
+        # The default team is one of the company's own: another company's team id is refused
+        # by the database itself; a team deleted clears it (PostgreSQL 15's column list).
+        ForeignKeyConstraint(
+            ["tenant_id", "default_team_id"],
+            ["teams.tenant_id", "teams.id"],
+            name="tenant_settings_default_team_fkey",
+            ondelete="SET NULL (default_team_id)",
+        ),
+    )
 
     @declared_attr
     def tenant_id(cls) -> Mapped[uuid.UUID]:  # noqa: N805 - declared_attr receives the class

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.kit.cache import CacheSpec, Rendered, declare
@@ -93,7 +94,10 @@ class TenantsService(Service):
                 continue
             setattr(settings, key, value)
         invalidate_on_commit(session, SETTINGS_CACHE.name, str(scope.tenant_id))
-        await session.flush()
+        try:
+            await session.flush()
+        except IntegrityError:  # the only reference it holds: the default team
+            raise NotFound("No such team in your company (default_team_id).") from None
         await session.refresh(settings, ["updated_at"])
         return TenantSettingsOut.model_validate(settings)
 

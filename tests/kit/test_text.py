@@ -32,6 +32,7 @@ from tenantry.kit.text import (
     text,
 )
 from tests.support.asserts import assert_problem
+from tests.support.openapi import minimal_body, resolve
 from tests.support.world import Account, World
 
 NUL = "a\x00b"
@@ -418,35 +419,6 @@ class Slot:
         return self.body | {self.field: placed}
 
 
-def _resolve(schema: dict[str, Any], components: dict[str, Any]) -> dict[str, Any]:
-    if "$ref" in schema:
-        return _resolve(components[schema["$ref"].rsplit("/", 1)[1]], components)
-    options = [s for s in schema.get("anyOf", []) if s.get("type") != "null"]
-    if len(options) == 1:
-        return _resolve(options[0], components)
-    return schema
-
-
-def _minimal(schema: dict[str, Any]) -> Any:
-    """A valid value of a required property (a fresh address for an email)."""
-    if "enum" in schema:
-        return schema["enum"][0]
-    if "default" in schema:
-        return schema["default"]
-    kind = schema.get("type")
-    if kind == "string":
-        if schema.get("format") == "email":
-            return f"p-{uuid.uuid4().hex[:12]}@example.com"
-        if schema.get("format") == "uri":  # a public address, known without DNS
-            return "https://93.184.215.14/"
-        if schema.get("format") == "uuid":
-            return str(uuid.uuid4())
-        return "a" * min(max(schema.get("minLength", 1), 10), schema.get("maxLength", 1000))
-    if kind == "array" and schema.get("minItems", 0) > 0:
-        return [_minimal(schema["items"])]
-    return {"boolean": True, "integer": 1, "number": 1, "array": [], "object": {}}[str(kind)]
-
-
 def body_slots(spec: dict[str, Any]) -> list[Slot]:
     components = spec["components"]["schemas"]
     slots = []
@@ -455,18 +427,16 @@ def body_slots(spec: dict[str, Any]) -> list[Slot]:
             content = op.get("requestBody", {}).get("content", {})
             if "application/json" not in content:
                 continue
-            model = _resolve(content["application/json"]["schema"], components)
-            props = {k: _resolve(v, components) for k, v in model["properties"].items()}
-            required = list(model.get("required", []))
-            # one of several sets of fields (`anyOf` of `required`): the first set
-            required += model.get("anyOf", [{}])[0].get("required", [])
-            body = {k: _minimal(props[k]) for k in required}
+            model = resolve(content["application/json"]["schema"], components)
+            props = {k: resolve(v, components) for k, v in model["properties"].items()}
+            body = minimal_body(op, components)
+            assert body is not None
             slots.append(Slot(method.upper(), path, body, "", "extra key"))
             for name, prop in props.items():
                 kind = prop.get("type")
                 if kind == "string":
                     shapes = ["value"]
-                elif kind == "array" and _resolve(prop["items"], components).get("type") == (
+                elif kind == "array" and resolve(prop["items"], components).get("type") == (
                     "string"
                 ):
                     shapes = ["item"]
@@ -485,7 +455,7 @@ def parameter_slots(spec: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     for path, item in spec["paths"].items():
         for method, op in item.items():
             for param in op.get("parameters", []):
-                if _resolve(param["schema"], {}).get("type") == "string":
+                if resolve(param["schema"], {}).get("type") == "string":
                     found.append((method.upper(), path, param["in"], param["name"]))
     return found
 
