@@ -70,7 +70,8 @@ async def seed(
                 )
             ).scalar_one()
         if crm_customers > have_customers:  # the CRM scenarios' data, once
-            await seed_customers(db.sessionmaker, "acme", crm_customers - have_customers)
+            platform = Platform.build(settings, db)
+            await seed_customers(platform, "acme", crm_customers - have_customers)
     finally:
         await db.dispose()
 
@@ -80,7 +81,7 @@ async def _sync_history(session: Any, tenant_id: Any, runs: int) -> None:
     found = await session.execute(
         select(func.count()).select_from(SyncSource).where(SyncSource.tenant_id == tenant_id)
     )
-    if found.scalar_one():
+    if found.scalar_one() or runs <= 0:
         return
     source_id = new_id()
     await session.execute(

@@ -1,6 +1,8 @@
 """CRM demo data at scale: `tenantry seed --customers N [--tenant acme]` adds N realistic
 customers to a company, each with leads (and their status histories), calls and messages,
-spread over its zones' postal codes when it has zones.
+spread over its territories: each customer's postal code is in one of its zones, and the
+customer's leads go to that zone's team and one of the team's members. A company without
+zones gets a demo set first (`TerritoriesService.demo_zones`).
 
 Rows go in with PostgreSQL's COPY (asyncpg's `copy_records_to_table`), in batches of
 `BATCH` customers, each batch one transaction: 100,000 customers with their leads, calls and
@@ -19,11 +21,13 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from tenantry.crm.repository import DemoLoader
 from tenantry.kit.db import session_scope
 from tenantry.kit.ids import new_id
+from tenantry.kit.platform import Platform
+from tenantry.kit.repository import TenantScope
+from tenantry.territories.schemas import DemoZone
+from tenantry.territories.service import TerritoriesService
 
 BATCH = 5_000
 FIRST = ("Ada", "Alan", "Grace", "Linus", "Margaret", "Ken", "Barbara", "Dennis", "Frances", "Tim")
@@ -40,6 +44,8 @@ _COLUMNS = {
         "status",
         "source",
         "value",
+        "team_id",
+        "assigned_user_id",
         "created_at",
         "updated_at",
     ),
@@ -86,7 +92,7 @@ def _batch(
     tenant_id: uuid.UUID,
     n: int,
     statuses: list[str],
-    prefixes: list[str],
+    zones: list[DemoZone],
     start: int,
 ) -> Batch:
     out = Batch()
@@ -95,7 +101,8 @@ def _batch(
         first, last = rng.choice(FIRST), rng.choice(LAST)
         created = now - timedelta(minutes=rng.randrange(0, 525_600))
         customer_id = new_id()
-        prefix = rng.choice(prefixes) if prefixes else ""
+        zone = rng.choice(zones) if zones else None
+        prefix = rng.choice(zone.prefixes) if zone else ""
         postal = (
             (prefix + f"{rng.randrange(100_000):05d}")[:5]
             if prefix
@@ -118,8 +125,10 @@ def _batch(
             path = statuses[: rng.randrange(1, len(statuses) + 1)]
             at = created + timedelta(hours=rng.randrange(1, 48))
             value = Decimal(rng.randrange(100, 100_000)) / 100
+            team = zone.team_id if zone else None
+            assignee = rng.choice(zone.members) if zone and zone.members else None
             out.rows["leads"].append(
-                (tenant_id, lead_id, customer_id, path[-1], "manual", value, at, at)
+                (tenant_id, lead_id, customer_id, path[-1], "manual", value, team, assignee, at, at)
             )
             before = None
             for step in path:
@@ -163,7 +172,7 @@ def batches(total: int) -> Iterator[tuple[int, int]]:
 
 
 async def seed_customers(
-    sessionmaker: async_sessionmaker[AsyncSession],
+    platform: Platform,
     tenant_slug: str,
     customers: int,
     *,
@@ -172,21 +181,26 @@ async def seed_customers(
 ) -> dict[str, int]:
     """Add `customers` customers with their activity to the company `tenant_slug`; rows
     written per table. Raises LookupError when there is no such company."""
+    sessionmaker = platform.db.sessionmaker
     async with session_scope(sessionmaker) as session:
         found = await DemoLoader(session).company(tenant_slug)
-    if found is None:
-        raise LookupError(f"No company has the slug {tenant_slug!r}.")
-    tenant_id, statuses, prefixes = found
+        if found is None:
+            raise LookupError(f"No company has the slug {tenant_slug!r}.")
+        tenant_id, statuses = found
+        territories = platform.service(TerritoriesService)
+        zones = await territories.demo_zones(session, TenantScope(tenant_id))
     rng = random.Random(seed)  # noqa: S311 - demo data, repeatable on purpose
     written = dict.fromkeys(_COLUMNS, 0)
     for start, n in batches(customers):
-        batch = _batch(rng, tenant_id, n, statuses or ["new"], prefixes, start)
+        batch = _batch(rng, tenant_id, n, statuses or ["new"], zones, start)
         async with session_scope(sessionmaker) as session:
             loader = DemoLoader(session)
             for table, columns in _COLUMNS.items():
                 await loader.copy(table, columns, batch.rows[table])
                 written[table] += len(batch.rows[table])
         advance(n)
+    async with session_scope(sessionmaker) as session:
+        await DemoLoader(session).analyze(list(_COLUMNS))
     return written
 
 
@@ -197,13 +211,14 @@ async def seed_at_scale(url: str, tenant_slug: str, customers: int, console: Any
     from tenantry.config import get_settings
     from tenantry.kit.db import Database
 
-    db = Database(url, get_settings())
+    settings = get_settings()
+    db = Database(url, settings)
     columns = (BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     try:
         with Progress(*columns, console=console) as progress:
             task = progress.add_task("customers", total=customers)
             return await seed_customers(
-                db.sessionmaker,
+                Platform.build(settings, db),
                 tenant_slug,
                 customers,
                 advance=lambda n: progress.update(task, advance=n),

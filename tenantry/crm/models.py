@@ -68,9 +68,14 @@ class Lead(TenantOwned, CreatedAtMixin, Base):
         # to its users and its leads alike) goes through; users are deactivated, not deleted.
         ForeignKeyConstraint(["tenant_id", "assigned_user_id"], ["users.tenant_id", "users.id"]),
         UniqueConstraint("tenant_id", "source_id", "external_id"),
-        # Lists by status, newest first: PostgreSQL reads the index backwards for DESC.
+        # By status, newest first (DESIGN.md; PostgreSQL reads the index backwards for DESC).
         Index("ix_leads_tenant_id_status_created_at", "tenant_id", "status", "created_at"),
         Index("ix_leads_tenant_id_customer_id", "tenant_id", "customer_id"),
+        # The list's filters, each in the list's order (its cursor is the id), so a page of a
+        # rare status, a small team or one person's leads is a range, not a walk of them all.
+        Index("ix_leads_tenant_id_status_id", "tenant_id", "status", "id"),
+        Index("ix_leads_tenant_id_team_id_id", "tenant_id", "team_id", "id"),
+        Index("ix_leads_tenant_id_assigned_user_id_id", "tenant_id", "assigned_user_id", "id"),
     )
 
     customer_id: Mapped[uuid.UUID] = mapped_column()
@@ -124,8 +129,10 @@ class Call(TenantOwned, CreatedAtMixin, Base):
         # NO ACTION: checked at the end of the statement, so a customer's deletion (cascading
         # to its leads and its calls alike) goes through.
         ForeignKeyConstraint(["tenant_id", "lead_id"], ["leads.tenant_id", "leads.id"]),
-        # The calls list by status; a customer's calls, newest first (intelligence).
+        # By status (DESIGN.md; and in the list's id order); a customer's calls, newest first
+        # (intelligence).
         Index("ix_call_log_tenant_id_status_created_at", "tenant_id", "status", "created_at"),
+        Index("ix_call_log_tenant_id_status_id", "tenant_id", "status", "id"),
         Index(
             "ix_call_log_tenant_id_customer_id_created_at", "tenant_id", "customer_id", "created_at"
         ),

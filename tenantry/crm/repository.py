@@ -13,7 +13,6 @@ from sqlalchemy import (
     bindparam,
     func,
     literal_column,
-    select,
     text,
     true,
 )
@@ -211,69 +210,6 @@ _LEAD_COLUMNS = (
 )
 
 
-def _newest_per_customer(model: Any, *columns: Any) -> Any:
-    """A lateral subquery: the customer's newest row of `model` with the customer's number
-    of them (the window counts before the LIMIT), on the (tenant, customer) index."""
-    return (
-        select(*columns, func.count().over().label("n"))
-        .where(model.tenant_id == Customer.tenant_id, model.customer_id == Customer.id)
-        .order_by(model.created_at.desc(), model.id.desc())
-        .limit(1)
-        .lateral()
-    )
-
-
-_LATEST_LEAD = _newest_per_customer(Lead, Lead.id, Lead.status, Lead.value, Lead.created_at)
-_LAST_CALL = _newest_per_customer(
-    Call, Call.id, Call.status, Call.direction, Call.duration_s, Call.created_at
-)
-
-
-def _insights(*where: ColumnElement[bool]) -> LeanQuery:
-    return LeanQuery.of(
-        CustomerRepository.lean(
-            Customer.id,
-            Customer.name,
-            Customer.email,
-            Customer.phone,
-            func.coalesce(_LATEST_LEAD.c.n, 0).label("leads_count"),
-            _LATEST_LEAD.c.id.label("lead_id"),
-            _LATEST_LEAD.c.status.label("lead_status"),
-            _LATEST_LEAD.c.value.label("lead_value"),
-            _LATEST_LEAD.c.created_at.label("lead_created_at"),
-            func.coalesce(_LAST_CALL.c.n, 0).label("calls_count"),
-            _LAST_CALL.c.id.label("call_id"),
-            _LAST_CALL.c.status.label("call_status"),
-            _LAST_CALL.c.direction.label("call_direction"),
-            _LAST_CALL.c.duration_s.label("call_duration_s"),
-            _LAST_CALL.c.created_at.label("call_created_at"),
-        )
-        .select_from(Customer)
-        .outerjoin(_LATEST_LEAD, true())
-        .outerjoin(_LAST_CALL, true())
-        .where(*where)
-        .order_by(Customer.id.desc())
-        .limit(bindparam("limit"))
-    )
-
-
-_INSIGHTS = _insights()
-_INSIGHTS_AFTER = _insights(Customer.id < bindparam("after"))
-
-
-class InsightRepository(CustomerRepository):
-    """The customer-intelligence page on the lean path."""
-
-    async def page(self, *, after: uuid.UUID | None, limit: int) -> list[Any]:
-        """Up to `limit` customers, newest first, older than `after`, each with its number
-        of leads and calls, its newest lead and its last call: one statement (the page by
-        its key, then two lateral lookups per customer, each on a (tenant, customer) index),
-        its customers in the tenant and its leads and calls in theirs."""
-        if after is None:
-            return await self.read_all(_INSIGHTS, limit=limit)
-        return await self.read_all(_INSIGHTS_AFTER, after=after, limit=limit)
-
-
 class HistoryRepository(TenantRepository[LeadStatusHistory]):
     model = LeadStatusHistory
 
@@ -303,6 +239,72 @@ class CallRepository(TenantRepository[Call]):
         return list((await self.session.execute(stmt)).scalars())
 
 
+class InsightRepository(TenantRepository[Customer]):
+    """The customer-intelligence page on the lean path."""
+
+    model = Customer
+
+    async def page(self, *, after: uuid.UUID | None, limit: int) -> list[Any]:
+        """Up to `limit` customers, newest first, older than `after`, each with its number
+        of leads and calls, its newest lead and its last call: one statement (the page by
+        its key, then two lateral lookups per customer, each on a (tenant, customer) index),
+        every table in it filtered by the tenant."""
+        return await self.read_all(_INSIGHTS, after=after or _PAST_EVERY_ID, limit=limit)
+
+
+_PAST_EVERY_ID = uuid.UUID(int=(1 << 128) - 1)  # the first page: `id <` this is every id
+# Each customer's newest lead and last call, with the customer's number of each (the window
+# counts before the LIMIT).
+_LATEST_LEAD = (
+    LeadRepository.lean(
+        Lead.id, Lead.status, Lead.value, Lead.created_at, func.count().over().label("n")
+    )
+    .where(Lead.customer_id == Customer.id)
+    .order_by(Lead.created_at.desc(), Lead.id.desc())
+    .limit(1)
+    .lateral()
+)
+_LAST_CALL = (
+    CallRepository.lean(
+        Call.id,
+        Call.status,
+        Call.direction,
+        Call.duration_s,
+        Call.created_at,
+        func.count().over().label("n"),
+    )
+    .where(Call.customer_id == Customer.id)
+    .order_by(Call.created_at.desc(), Call.id.desc())
+    .limit(1)
+    .lateral()
+)
+_INSIGHTS = LeanQuery.of(
+    InsightRepository.lean(
+        Customer.id,
+        Customer.name,
+        Customer.email,
+        Customer.phone,
+        func.coalesce(_LATEST_LEAD.c.n, 0).label("leads_count"),
+        _LATEST_LEAD.c.id.label("lead_id"),
+        _LATEST_LEAD.c.status.label("lead_status"),
+        _LATEST_LEAD.c.value.label("lead_value"),
+        _LATEST_LEAD.c.created_at.label("lead_created_at"),
+        func.coalesce(_LAST_CALL.c.n, 0).label("calls_count"),
+        _LAST_CALL.c.id.label("call_id"),
+        _LAST_CALL.c.status.label("call_status"),
+        _LAST_CALL.c.direction.label("call_direction"),
+        _LAST_CALL.c.duration_s.label("call_duration_s"),
+        _LAST_CALL.c.created_at.label("call_created_at"),
+    )
+    .select_from(Customer)
+    .outerjoin(_LATEST_LEAD, true())
+    .outerjoin(_LAST_CALL, true())
+    .where(Customer.id < bindparam("after"))
+    .order_by(Customer.id.desc())
+    .limit(bindparam("limit"))
+)
+
+
 class MessageRepository(TenantRepository[Message]):
     model = Message
 
@@ -329,20 +331,25 @@ class DemoLoader(PlatformRepository[Customer]):
     )
     model = Customer
 
-    async def company(self, slug: str) -> tuple[uuid.UUID, list[str], list[str]] | None:
-        """(tenant id, its lead statuses, its zones' postal prefixes), or None."""
+    async def company(self, slug: str) -> tuple[uuid.UUID, list[str]] | None:
+        """(tenant id, its lead statuses), or None."""
         row = (
             await self.session.execute(
                 text(
-                    "SELECT t.id, s.lead_statuses, coalesce((SELECT array_agg(p) FROM zones z,"
-                    " unnest(z.postal_prefixes) p WHERE z.tenant_id = t.id), '{}')"
+                    "SELECT t.id, s.lead_statuses"
                     " FROM tenants t JOIN tenant_settings s ON s.tenant_id = t.id"
                     " WHERE t.slug = :slug"
                 ),
                 {"slug": slug},
             )
         ).first()
-        return None if row is None else (row[0], list(row[1] or []), list(row[2] or []))
+        return None if row is None else (row[0], list(row[1] or []))
+
+    async def analyze(self, tables: list[str]) -> None:
+        """Fresh planner statistics after a bulk load (autovacuum would get there later; until
+        then the planner guesses, and guessed badly by a thousandfold at 100,000 rows)."""
+        for table in tables:
+            await self.session.execute(text(f'ANALYZE "{table}"'))
 
     async def copy(self, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
         """COPY `rows` into `table`, in this session's transaction."""

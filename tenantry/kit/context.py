@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -58,23 +58,26 @@ def request_state() -> dict[str, Any] | None:
 
 
 class QueryCounter:
-    """Counts the statements run inside a `count_queries` block (and keeps them when asked).
-    An enclosing block sees the inner one's statements too."""
+    """Counts the statements run inside a `count_queries` block (and keeps them, with their
+    parameters, when asked: `bench/explain.py` explains them). An enclosing block sees the
+    inner one's statements too."""
 
-    __slots__ = ("count", "keep_statements", "parent", "statements")
+    __slots__ = ("count", "keep_statements", "parameters", "parent", "statements")
 
     def __init__(self, *, keep_statements: bool = False, parent: QueryCounter | None = None):
         self.count = 0
         self.keep_statements = keep_statements
         self.statements: list[str] = []
+        self.parameters: list[Sequence[Any]] = []
         self.parent = parent
 
-    def record(self, statement: str) -> None:
+    def record(self, statement: str, parameters: Sequence[Any] = ()) -> None:
         counter: QueryCounter | None = self
         while counter is not None:
             counter.count += 1
             if counter.keep_statements:
                 counter.statements.append(statement)
+                counter.parameters.append(parameters)
             counter = counter.parent
 
 
@@ -93,11 +96,12 @@ def count_queries(*, keep_statements: bool = False) -> Iterator[QueryCounter]:
         _block.reset(token)
 
 
-def record_statement(statement: str) -> None:
-    """One statement ran: counted for the current request and the enclosing blocks."""
+def record_statement(statement: str, parameters: Sequence[Any] = ()) -> None:
+    """One statement ran (`$n` parameters): counted for the current request and the
+    enclosing blocks."""
     request = current_request()
     if request is not None:
         request.count += 1
     block = _block.get()
     if block is not None:
-        block.record(statement)
+        block.record(statement, parameters)

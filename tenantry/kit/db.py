@@ -61,7 +61,7 @@ def _on_cursor_execute(
     conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
 ) -> None:
     if not statement.startswith(_TRANSACTION_CONTROL):
-        record_statement(statement)
+        record_statement(statement, parameters)
 
 
 def instrument(engine: AsyncEngine) -> None:
@@ -179,8 +179,8 @@ class Reader:
     async def _run(
         self, method: str, query: LeanQuery, params: dict[str, Any], session: AsyncSession | None
     ) -> Any:
-        record_statement(query.sql)
         args = query.args(params)
+        record_statement(query.sql, args)
         if session is not None and session.in_transaction():
             # The request already holds a connection: read on it. Taking a second one from the
             # pool while holding the first starves the pool under load (N requests each holding

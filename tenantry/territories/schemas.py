@@ -106,3 +106,11 @@ class UserContext(BaseModel):
     teams: list[Named]
     regions: list[Named]
     zones: list[ContextZone]
+
+
+class DemoZone(BaseModel):
+    """A zone as demo data spreads customers over it: its prefixes, team and members."""
+
+    prefixes: list[str]
+    team_id: uuid.UUID | None
+    members: list[uuid.UUID]

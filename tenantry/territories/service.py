@@ -34,6 +34,7 @@ from tenantry.territories.repository import (
 from tenantry.territories.schemas import (
     ContextTenant,
     ContextZone,
+    DemoZone,
     MemberOut,
     Named,
     RegionCreate,
@@ -219,6 +220,13 @@ class TerritoriesService(Service):
         """A team's members in slot order."""
         found = await MemberRepository(session, scope).of([team_id])
         return [m.user_id for m in found.get(team_id, [])]
+
+    async def demo_zones(self, session: AsyncSession, scope: TenantScope) -> list[DemoZone]:
+        """The company's zones with their teams' members, for demo data; a demo set of
+        regions, teams and zones is made first when it has none (`territories/demo.py`)."""
+        from tenantry.territories.demo import demo_zones  # it builds on this service
+
+        return await demo_zones(self, session, scope)
 
     # --- zones --------------------------------------------------------------------------
 
