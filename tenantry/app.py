@@ -86,12 +86,13 @@ UNLIMITED_PATHS = ("/healthz", "/readyz", "/metrics")
 
 def make_rate_limiter(settings: Settings) -> RateLimiter:
     """Classes of route, matched by path prefix in order: first match wins, else `default`."""
-    auth = Policy.parse("auth", settings.rate_limit_auth)
+    auth = Policy.parse("auth", settings.rate_limit_auth, by_address=True)
     rules: list[tuple[str, Policy | None]] = [(path, None) for path in UNLIMITED_PATHS]
     rules.append((API_PREFIX + "/auth/", auth))
     return RateLimiter(
         rules,
         Policy.parse("default", settings.rate_limit_default),
+        login_account=Policy.parse("login_account", settings.rate_limit_login_account),
         enabled=settings.rate_limit_enabled,
         key_prefix=settings.rate_limit_key_prefix,
     )
@@ -205,6 +206,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     configure_password_hashing(settings)
     # Every cache the imported modules declared (`kit.cache.declare`), sized by the settings.
     platform = Platform.build(settings)
+    platform.limiter = limiter
     unknown = unknown_overrides(settings.cache_overrides)
     if unknown:  # a warning, not a refusal: the variables may belong to something else
         logging.getLogger("tenantry.cache").warning(

@@ -157,6 +157,8 @@ def serve(
             access_log=False,
             # `Server: uvicorn` names the software to an attacker and serves no client.
             server_header=False,
+            # X-Forwarded-* only from TRUSTED_PROXIES (uvicorn would trust 127.0.0.1).
+            **settings.proxy_options(),
             log_level=settings.log_level.lower(),
         )
     finally:

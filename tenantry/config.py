@@ -7,6 +7,7 @@ refuses the defaults that would be unsafe there.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from functools import lru_cache
@@ -169,6 +170,11 @@ class Settings(BaseSettings):
     # The URL clients reach this API at (for OAuth redirect URIs behind a proxy); unset: the
     # request's own.
     public_url: str | None = None
+    # Addresses (or networks) of the proxies in front, comma-separated: only a connection from
+    # one of them may say who the client is (X-Forwarded-For) and how it came
+    # (X-Forwarded-Proto). Unset: nobody may, and the client is the connection's address (the
+    # rate limits' key). Behind nginx on this host: TRUSTED_PROXIES=127.0.0.1.
+    trusted_proxies: Annotated[list[str], NoDecode] = []
 
     # Tokens.
     jwt_secret: str = DEV_JWT_SECRET
@@ -195,6 +201,9 @@ class Settings(BaseSettings):
     rate_limit_enabled: bool = True
     rate_limit_default: str = "600/minute"
     rate_limit_auth: str = "20/minute"
+    # Login attempts per account, from every address together ("10 per 15 minutes"); past it,
+    # even the right password waits (429 with Retry-After).
+    rate_limit_login_account: str = "10/15 minutes"
     rate_limit_key_prefix: str = "tenantry:ratelimit"
     # Origins allowed to call the API from a browser ("*" for any); empty: no CORS headers.
     cors_origins: Annotated[list[str], NoDecode] = []
@@ -259,6 +268,7 @@ class Settings(BaseSettings):
         "outbound_allowlist",
         "secrets_keys",
         "billing_bypass_domains",
+        "trusted_proxies",
         mode="before",
     )
     @classmethod
@@ -266,6 +276,19 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            ipaddress.ip_network(entry, strict=False)  # ValueError names the bad entry
+        return value
+
+    def proxy_options(self) -> dict[str, Any]:
+        """uvicorn's forwarded-header options for these settings (`tenantry serve`)."""
+        if not self.trusted_proxies:
+            return {"proxy_headers": False}
+        return {"proxy_headers": True, "forwarded_allow_ips": ",".join(self.trusted_proxies)}
 
     @field_validator("billing_bypass_domains")
     @classmethod
@@ -277,7 +300,7 @@ class Settings(BaseSettings):
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("rate_limit_default", "rate_limit_auth")
+    @field_validator("rate_limit_default", "rate_limit_auth", "rate_limit_login_account")
     @classmethod
     def _one_limit(cls, value: str) -> str:
         try:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Response, status
 from tenantry.api_keys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyPage
 from tenantry.api_keys.service import ApiKeysService
 from tenantry.authz.dependencies import TenantAdmin
-from tenantry.kit.deps import SessionDep
+from tenantry.kit.deps import SessionDep, no_store
 from tenantry.kit.errors import problems
 from tenantry.kit.pagination import PageNumber, PerPage
 
@@ -39,6 +39,7 @@ async def list_api_keys(
     response_model=ApiKeyCreated,
     status_code=status.HTTP_201_CREATED,
     responses=problems(400, 401, 403, 413, 422),
+    dependencies=[Depends(no_store)],
 )
 async def create_api_key(
     body: ApiKeyCreate, keys: ApiKeys, session: SessionDep, admin: TenantAdmin

@@ -7,7 +7,7 @@ from fastapi.responses import RedirectResponse
 
 from tenantry.auth.schemas import LoginRequest, TokenResponse
 from tenantry.auth.service import AuthService
-from tenantry.kit.deps import SessionDep, SettingsDep
+from tenantry.kit.deps import SessionDep, SettingsDep, no_store
 from tenantry.kit.errors import problems
 from tenantry.kit.text import Text, text
 
@@ -20,7 +20,8 @@ Auth = Annotated[AuthService, Depends(AuthService.dep)]
     "/login",
     summary="Log in with email and password",
     response_model=TokenResponse,
-    responses=problems(400, 401, 413, 422),
+    responses=problems(400, 401, 413, 422, 429),
+    dependencies=[Depends(no_store)],
 )
 async def login(body: LoginRequest, auth: Auth, session: SessionDep) -> TokenResponse:
     """Returns a bearer access token (JWT) for the account."""
@@ -58,6 +59,7 @@ async def oauth_authorize(
     summary="Finish a provider login: returns an access token",
     response_model=TokenResponse,
     responses=problems(400, 401, 404, 422, 502, 503),
+    dependencies=[Depends(no_store)],
 )
 async def oauth_callback(
     provider: Text,

@@ -23,7 +23,7 @@ from tenantry.auth.oidc import OidcClient, OidcRefused
 from tenantry.authz import service as principals
 from tenantry.authz.principal import Principal
 from tenantry.authz.service import PrincipalService
-from tenantry.kit.errors import BadRequest, Unauthorized
+from tenantry.kit.errors import BadRequest, TooManyRequests, Unauthorized
 from tenantry.kit.platform import Service
 from tenantry.kit.security import (
     InvalidToken,
@@ -57,6 +57,12 @@ class AuthService(Service):
     async def login(self, session: AsyncSession, *, email: str, password: str) -> tuple[str, int]:
         """An access token and its lifetime for the right password, else 401 (the same answer
         and the same cost whether or not the account exists)."""
+        limiter = self.platform.limiter
+        wait = None if limiter is None else await limiter.account_attempt(email.lower())
+        if wait is not None:
+            raise TooManyRequests(
+                f"Too many login attempts for this account; retry in {wait} s.", retry_after=wait
+            )
         row = await self.users.login_row(session, email)
         ok = await verify_password(row.password_hash if row else None, password)
         if row is None or not ok or not row.is_active:

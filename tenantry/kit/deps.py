@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.config import Settings
@@ -40,3 +40,9 @@ async def get_reader(request: Request) -> Reader:
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 ReaderDep = Annotated[Reader, Depends(get_reader)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+
+
+def no_store(response: Response) -> None:
+    """A route whose body holds a secret (a token, a key): no cache may keep it (RFC 6749
+    §5.1). Used as `dependencies=[Depends(no_store)]`."""
+    response.headers["Cache-Control"] = "no-store"

@@ -107,6 +107,15 @@ class Invalid(AppError):
         )
 
 
+class TooManyRequests(AppError):
+    """Refused by a limit a service keeps (the edge's own limits answer before the app)."""
+
+    status, slug, title = 429, "too-many-requests", "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after)})
+
+
 class ServiceUnavailable(AppError):
     status, slug, title = 503, "service-unavailable", "Service unavailable"
 

@@ -268,27 +268,26 @@ class EdgeMiddleware:
             limiter = self.limiter
             policy = limiter.policy_for(scope["path"])
             if policy is not None:
-                # counted against the principal's id, else the client's address
-                if claims is not None:
+                # counted against the principal's id, else (and always on the login
+                # routes) the client's address
+                if claims is not None and not policy.by_address:
                     who: Hashable = claims.sub
                 else:
                     client = scope.get("client")
                     who = client[0] if client else "unknown"
                 local = limiter.local
                 if local is not None:
-                    outcome: tuple[int, int] | None = local.hit(policy, who, _time())
-                else:  # None: the shared store is down, and the request goes through
-                    outcome = await limiter.hit_shared(policy, who)
-                if outcome is not None:
-                    count, reset = outcome
-                    remaining = policy.amount - count
-                    exchange.extra = (
-                        policy.policy_header,
-                        (b"ratelimit", policy.state(remaining, reset)),
-                    )
-                    if remaining < 0:
-                        await refuse(scope, send, policy, reset)
-                        return
+                    count, reset = local.hit(policy, who, _time())
+                else:
+                    count, reset = await limiter.hit_shared(policy, who)
+                remaining = policy.amount - count
+                exchange.extra = (
+                    policy.policy_header,
+                    (b"ratelimit", policy.state(remaining, reset)),
+                )
+                if remaining < 0:
+                    await refuse(scope, send, policy, reset)
+                    return
             lane = self.lane
             hot_route = None if lane is None else lane.match(scope)
             if hot_route is None:

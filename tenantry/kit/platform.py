@@ -26,6 +26,7 @@ from tenantry.kit.caches import Caches
 from tenantry.kit.db import Database
 from tenantry.kit.http import Outbound
 from tenantry.kit.jobs import Jobs
+from tenantry.kit.ratelimit import RateLimiter
 from tenantry.kit.redis import RedisHealth
 from tenantry.kit.secrets import SecretBox
 from tenantry.kit.security import TOKEN_CLAIMS_CACHE, TokenCodec
@@ -48,6 +49,8 @@ class Platform:
     outbound: Outbound = field(init=False)  # tenant-given URLs (`kit.http`)
     jobs: Jobs = field(init=False)
     redis_health: RedisHealth | None = None
+    # Set by `create_app`: the edge's limiter, for limits a service keeps (login attempts).
+    limiter: RateLimiter | None = None
     _services: dict[type[Any], Any] = field(default_factory=dict, repr=False)
 
     @classmethod

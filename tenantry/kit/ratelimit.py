@@ -48,7 +48,9 @@ log = get_logger("tenantry.ratelimit")
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """One class of route's limit: `amount` requests per `window_s` seconds."""
+    """One class of route's limit: `amount` requests per `window_s` seconds. `by_address`:
+    counted per client address even when a bearer token comes along (the login routes: a
+    token must not open a fresh bucket of password guesses)."""
 
     name: str
     amount: int
@@ -56,9 +58,10 @@ class Policy:
     # The RateLimit-Policy header, and the format of the RateLimit one's value, made once.
     policy_header: tuple[bytes, bytes] = field(repr=False, compare=False)
     state_format: bytes = field(repr=False, compare=False)
+    by_address: bool = False
 
     @classmethod
-    def parse(cls, name: str, text: str) -> Policy:
+    def parse(cls, name: str, text: str, *, by_address: bool = False) -> Policy:
         item = parse(text)
         window = item.get_expiry()
         quoted = b'"%s"' % name.encode()
@@ -68,6 +71,7 @@ class Policy:
             window,
             (b"ratelimit-policy", b"%s;q=%d;w=%d" % (quoted, item.amount, window)),
             quoted + b";r=%d;t=%d",
+            by_address,
         )
 
     def state(self, remaining: int, reset: int) -> bytes:
@@ -194,22 +198,38 @@ class RateLimiter:
         rules: Sequence[tuple[str, Policy | None]],
         default: Policy,
         *,
+        login_account: Policy | None = None,
         enabled: bool = True,
         key_prefix: str = "tenantry:ratelimit",
     ) -> None:
         self.rules = tuple(rules)
         self._prefixes = tuple(prefix for prefix, _ in self.rules)
         self.default = default
+        # Login attempts per account (the auth service counts them; `account_attempt`).
+        self.login_account = login_account
         self.enabled = enabled
         self.key_prefix = key_prefix
         # counts in this process, or (`use_redis`) in Redis: exactly one of the two is set
         self.local: WindowCounter | None = WindowCounter()
         self.shared: RedisCounter | None = None
+        # Where counts go while Redis is unreachable: each instance limits on its own (a
+        # client may get N instances' quota) rather than not at all.
+        self.fallback = WindowCounter()
         self._failing_since = 0.0
 
     def use_redis(self, client: Redis) -> None:
         self.shared = RedisCounter(client, self.key_prefix)
         self.local = None
+
+    async def account_attempt(self, account: str) -> int | None:
+        """Count a login attempt for `account` (an email, lowercased); the seconds to wait
+        when it is over the per-account limit, else None. Every attempt counts, right or
+        wrong, from any address: guesses spread over many addresses meet the same bound."""
+        policy = self.login_account
+        if policy is None or not self.enabled:
+            return None
+        count, reset = await self.hit(policy, f"login:{account}")
+        return reset if count > policy.amount else None
 
     def policy_for(self, path: str) -> Policy | None:
         if not self.enabled:
@@ -221,21 +241,28 @@ class RateLimiter:
                 return policy
         return self.default
 
-    async def hit_shared(self, policy: Policy, who: Hashable) -> tuple[int, int] | None:
-        """`WindowCounter.hit` in Redis: (count in the current window, seconds until it ends),
-        or None when Redis is unreachable: then the request goes through (availability over
-        limits). `who` as for the local count; its key says which of the two it is."""
+    async def hit(self, policy: Policy, who: Hashable) -> tuple[int, int]:
+        """Count one request of `who` under `policy` wherever counts live: (its count in the
+        window, seconds until the window ends)."""
+        if self.local is not None:
+            return self.local.hit(policy, who, time.time())
+        return await self.hit_shared(policy, who)
+
+    async def hit_shared(self, policy: Policy, who: Hashable) -> tuple[int, int]:
+        """`WindowCounter.hit` in Redis: (count in the current window, seconds until it ends);
+        while Redis is unreachable, counted in this process instead (`fallback`). `who` as
+        for the local count (an id, an address, any string key); its key says which."""
         assert self.shared is not None
         now = time.time()
         window = int(now // policy.window_s)
         key = f"{policy.name}:u:{who.hex}" if isinstance(who, UUID) else f"{policy.name}:a:{who}"
         try:
             count = await self.shared.incr(key, policy.window_s, window)
-        except Exception as exc:  # the store is down: let traffic through, say so now and then
+        except Exception as exc:  # the store is down: count here, say so now and then
             if now - self._failing_since > 30:
                 self._failing_since = now
                 log.warning("rate limit store unavailable", error=type(exc).__name__)
-            return None
+            return self.fallback.hit(policy, who, now)
         return count, _reset(policy, window, now)
 
 

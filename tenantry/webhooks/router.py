@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response, status
 
 from tenantry.authz.dependencies import TenantAdmin
-from tenantry.kit.deps import SessionDep
+from tenantry.kit.deps import SessionDep, no_store
 from tenantry.kit.errors import problems
 from tenantry.kit.pagination import PageNumber, PerPage
 from tenantry.webhooks.schemas import (
@@ -46,6 +46,7 @@ async def list_webhooks(
     response_model=EndpointCreated,
     status_code=status.HTTP_201_CREATED,
     responses=problems(400, 401, 403, 413, 422),
+    dependencies=[Depends(no_store)],
 )
 async def create_webhook(
     body: EndpointCreate, hooks: Webhooks, session: SessionDep, admin: TenantAdmin
