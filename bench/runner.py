@@ -139,6 +139,7 @@ class Server:
             # no benchmark reaches: a 429 would count as an error.
             "RATE_LIMIT_DEFAULT": "1000000000/minute",
             "RATE_LIMIT_AUTH": "1000000000/minute",
+            "RATE_LIMIT_LOGIN_ACCOUNT": "1000000000/minute",
             **env,
             "PYTHONUNBUFFERED": "1",
         }

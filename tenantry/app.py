@@ -194,6 +194,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         generate_unique_id_function=openapi.operation_id,
         docs_url=None,
         redoc_url=None,
+        openapi_url="/openapi.json" if settings.serves_docs else None,
         # FastAPI's native OpenTelemetry asks the OpenTelemetry API on every request whether a
         # provider is configured (environment reads included): ~25 us a request, measured, for
         # nothing unless an SDK is installed. Our metrics and logs are our own (kit/metrics.py,
@@ -201,7 +202,6 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         telemetry=None
         if settings.otel_enabled
         else {"tracing": False, "metrics": False, "logs": False},
-        openapi_url="/openapi.json",
     )
     configure_password_hashing(settings)
     # Every cache the imported modules declared (`kit.cache.declare`), sized by the settings.
@@ -239,7 +239,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
 
     errors.install(app)
     openapi.install(app, unlimited_paths=UNLIMITED_PATHS)
-    docs.install(app)
+    if settings.serves_docs:
+        docs.install(app)
     # The hot routes, once every route is in the table (`kit.lane`).
     app.state.lane = lane = Lane(app, active=settings.fast_lane)
     install_middleware(app, settings, limiter, lane)

@@ -92,6 +92,8 @@ class Settings(BaseSettings):
     )
 
     tenantry_env: Literal["development", "production"] = "development"
+    # `/docs`, `/redoc` and `/openapi.json` (API_DOCS): unset, served except in production.
+    api_docs: bool | None = None
 
     # Database. Unset DATABASE_URL means embedded mode.
     database_url: str | None = None
@@ -348,6 +350,10 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.tenantry_env == "production"
+
+    @property
+    def serves_docs(self) -> bool:
+        return self.api_docs if self.api_docs is not None else self.tenantry_env != "production"
 
     @property
     def json_logs(self) -> bool:

@@ -57,6 +57,7 @@ def settings(database_url: str) -> Settings:
         # Every test logs in from the same address; tests of the limits build their own app.
         rate_limit_default="100000/minute",
         rate_limit_auth="100000/minute",
+        rate_limit_login_account="100000/minute",
         # The shared app's periodic jobs would run on whatever connection the running test
         # bound the app to, in the middle of its savepoints; tests call sweep/flush themselves.
         state_sweep_interval_s=86_400,

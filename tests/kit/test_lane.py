@@ -259,6 +259,7 @@ def test_routes_the_lane_cannot_serve_are_refused_at_start_up() -> None:
 
 def test_the_app_serves_its_hot_routes_through_the_lane(app: Any) -> None:
     assert sorted(app.state.lane.paths) == [
+        "/api/v1/intelligence/customers",
         "/api/v1/onboarding/suite-catalog",
         "/api/v1/syncs",
         "/api/v1/tenant",
