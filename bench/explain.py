@@ -122,7 +122,7 @@ async def _fill(client: httpx.AsyncClient, path: str, headers: dict[str, str]) -
     if "{team}" in path:
         path = path.replace("{team}", await first("/api/v1/teams"))
     if "{user}" in path:  # a member of a team: demo leads are assigned to them
-        teams = (await client.get("/api/v1/teams", headers=headers)).json()
+        teams = (await client.get("/api/v1/teams", headers=headers)).json()["items"]
         users = [m["user_id"] for t in teams for m in t["members"]]
         if not users:
             raise SystemExit("no team has members to explain the assignee filter with")

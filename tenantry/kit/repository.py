@@ -190,6 +190,17 @@ class TenantRepository(_Repository[M]):
         entity: M | None = result.scalar_one_or_none()
         return entity
 
+    async def newest_after(
+        self, after: uuid.UUID | None, limit: int, *where: ColumnElement[bool]
+    ) -> list[M]:
+        """Up to `limit` of the tenant's entities matching `where`, newest first (by id, a
+        UUIDv7), older than `after`: a cursor page (`kit.cursor`) in one statement, an index
+        range on the key."""
+        stmt = self.select().where(*where).order_by(self.model.id.desc()).limit(limit)
+        if after is not None:
+            stmt = stmt.where(self.model.id < after)
+        return list((await self.session.execute(stmt)).scalars())
+
     async def entity_page(
         self,
         *,

@@ -8,17 +8,21 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response, status
 
 from tenantry.authz.dependencies import CurrentPrincipal, TenantAdmin
+from tenantry.kit.cursor import Cursor, Limit
 from tenantry.kit.deps import SessionDep
 from tenantry.kit.errors import NotFound, problems
 from tenantry.territories.schemas import (
     PostalCode,
     RegionCreate,
+    RegionList,
     RegionOut,
     Resolved,
     TeamCreate,
+    TeamList,
     TeamOut,
     UserContext,
     ZoneCreate,
+    ZoneList,
     ZoneOut,
 )
 from tenantry.territories.service import TerritoriesService
@@ -30,14 +34,18 @@ Territories = Annotated[TerritoriesService, Depends(TerritoriesService.dep)]
 
 @router.get(
     "/teams",
-    summary="Your company's teams with their members",
-    response_model=list[TeamOut],
-    responses=problems(401),
+    summary="Your company's teams with their members, newest first, paged by cursor",
+    response_model=TeamList,
+    responses=problems(401, 422),
 )
 async def list_teams(
-    territories: Territories, session: SessionDep, principal: CurrentPrincipal
-) -> list[TeamOut]:
-    return await territories.teams(session, principal.scope)
+    territories: Territories,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    cursor: Cursor = None,
+    limit: Limit = 100,
+) -> TeamList:
+    return await territories.team_page(session, principal.scope, cursor=cursor, limit=limit)
 
 
 @router.post(
@@ -103,14 +111,18 @@ async def remove_team_member(
 
 @router.get(
     "/regions",
-    summary="Your company's regions",
-    response_model=list[RegionOut],
-    responses=problems(401),
+    summary="Your company's regions, newest first, paged by cursor",
+    response_model=RegionList,
+    responses=problems(401, 422),
 )
 async def list_regions(
-    territories: Territories, session: SessionDep, principal: CurrentPrincipal
-) -> list[RegionOut]:
-    return await territories.regions(session, principal.scope)
+    territories: Territories,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    cursor: Cursor = None,
+    limit: Limit = 100,
+) -> RegionList:
+    return await territories.region_page(session, principal.scope, cursor=cursor, limit=limit)
 
 
 @router.post(
@@ -128,14 +140,18 @@ async def create_region(
 
 @router.get(
     "/zones",
-    summary="Your company's zones",
-    response_model=list[ZoneOut],
-    responses=problems(401),
+    summary="Your company's zones, newest first, paged by cursor",
+    response_model=ZoneList,
+    responses=problems(401, 422),
 )
 async def list_zones(
-    territories: Territories, session: SessionDep, principal: CurrentPrincipal
-) -> list[ZoneOut]:
-    return await territories.zones(session, principal.scope)
+    territories: Territories,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    cursor: Cursor = None,
+    limit: Limit = 100,
+) -> ZoneList:
+    return await territories.zone_page(session, principal.scope, cursor=cursor, limit=limit)
 
 
 @router.post(

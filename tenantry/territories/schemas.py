@@ -6,6 +6,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tenantry.kit.cursor import CursorPage
 from tenantry.kit.text import DISTINCT, text
 
 Name = Annotated[str, text(min_length=1, max_length=100)]
@@ -114,3 +115,15 @@ class DemoZone(BaseModel):
     prefixes: list[str]
     team_id: uuid.UUID | None
     members: list[uuid.UUID]
+
+
+class RegionList(CursorPage[RegionOut]):
+    pass
+
+
+class TeamList(CursorPage[TeamOut]):
+    pass
+
+
+class ZoneList(CursorPage[ZoneOut]):
+    pass

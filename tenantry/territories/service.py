@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tenantry.authz.principal import Principal
 from tenantry.kit.cache import CacheSpec, declare
 from tenantry.kit.caches import invalidate_on_commit
+from tenantry.kit.cursor import decode
 from tenantry.kit.db import session_scope
 from tenantry.kit.errors import Conflict, Invalid, NotFound
 from tenantry.kit.platform import Service
@@ -38,12 +39,15 @@ from tenantry.territories.schemas import (
     MemberOut,
     Named,
     RegionCreate,
+    RegionList,
     RegionOut,
     Resolved,
     TeamCreate,
+    TeamList,
     TeamOut,
     UserContext,
     ZoneCreate,
+    ZoneList,
     ZoneOut,
 )
 from tenantry.users.service import UsersService
@@ -123,6 +127,27 @@ class TerritoriesService(Service):
         await _insert(session, lambda: repo.add(region), f"A region named {region.name!r} exists.")
         await session.refresh(region, ["created_at"])
         return RegionOut.model_validate(region)
+
+    async def region_page(
+        self, session: AsyncSession, scope: TenantScope, *, cursor: str | None, limit: int
+    ) -> RegionList:
+        rows = await RegionRepository(session, scope).newest_after(decode(cursor), limit + 1)
+        return RegionList.of(rows, [RegionOut.model_validate(r) for r in rows], limit=limit)
+
+    async def team_page(
+        self, session: AsyncSession, scope: TenantScope, *, cursor: str | None, limit: int
+    ) -> TeamList:
+        """A page of teams with their members: two queries."""
+        teams = await TeamRepository(session, scope).newest_after(decode(cursor), limit + 1)
+        members = await MemberRepository(session, scope).of([t.id for t in teams[:limit]])
+        items = [_team_out(t, members.get(t.id, [])) for t in teams[:limit]]
+        return TeamList.of(teams, items, limit=limit)
+
+    async def zone_page(
+        self, session: AsyncSession, scope: TenantScope, *, cursor: str | None, limit: int
+    ) -> ZoneList:
+        rows = await ZoneRepository(session, scope).newest_after(decode(cursor), limit + 1)
+        return ZoneList.of(rows, [ZoneOut.model_validate(z) for z in rows], limit=limit)
 
     async def teams(self, session: AsyncSession, scope: TenantScope) -> list[TeamOut]:
         """Every team with its members: two queries."""

@@ -42,11 +42,13 @@ async def _zones(world: World) -> tuple[Account, Account, dict[str, Any]]:
 
 async def test_admins_shape_territories_and_members_read_them(world: World) -> None:
     admin, member, _ = await _zones(world)
-    teams = (await world.client.get(f"{API}/teams", headers=member.headers)).json()
+    teams = (await world.client.get(f"{API}/teams", headers=member.headers)).json()["items"]
     assert [(t["name"], [m["user_id"] for m in t["members"]]) for t in teams] == [
         ("Centro", [str(member.id)])
     ]
-    assert len((await world.client.get(f"{API}/zones", headers=member.headers)).json()) == 2
+    assert (
+        len((await world.client.get(f"{API}/zones", headers=member.headers)).json()["items"]) == 2
+    )
     r = await world.client.post(f"{API}/regions", json={"name": "Norte"}, headers=member.headers)
     assert_problem(r, 403)
     r = await world.client.post(f"{API}/teams", json={"name": "Centro"}, headers=admin.headers)
@@ -108,7 +110,7 @@ async def test_a_new_lead_goes_to_the_zones_team_member_with_fewest_open_leads(
         "/teams",
         {"name": "Sur", "members": [str(busy.id), str(gone.id), str(free.id)]},
     )
-    region = (await world.client.get(f"{API}/regions", headers=admin.headers)).json()[0]
+    region = (await world.client.get(f"{API}/regions", headers=admin.headers)).json()["items"][0]
     zone = {
         "region_id": region["id"],
         "code": "SUR",
