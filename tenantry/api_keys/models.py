@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKeyConstraint, String
+from sqlalchemy import DateTime, ForeignKeyConstraint, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tenantry.kit.models import Base, CreatedAtMixin, TenantOwned
@@ -30,5 +30,8 @@ class ApiKey(TenantOwned, CreatedAtMixin, Base):
     # Unique platform-wide: a presented key is found by its hash before its tenant is known.
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_by: Mapped[uuid.UUID] = mapped_column()
+    # The creator's `token_version` when the key was made: a change of the creator's access
+    # (deactivation, reactivation, a new role) moves it on, and the key stops working for good.
+    creator_version: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -56,6 +56,7 @@ _BY_HASH = LeanQuery.of(
         ApiKey.created_by.label("user_id"),
         ApiKey.role,
         ApiKey.expires_at,
+        ApiKey.creator_version,
     ).where(ApiKey.key_hash == bindparam("key_hash"))
 )
 

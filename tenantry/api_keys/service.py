@@ -50,6 +50,7 @@ class ApiKeyGrant:
     user_id: uuid.UUID
     role: str
     expires_at: datetime | None
+    creator_version: int = 0
 
 
 API_KEY_CACHE = declare("api_keys", ttl_s=300, max_size=10_000, value_type=ApiKeyGrant)
@@ -101,6 +102,7 @@ class ApiKeysService(Service):
             prefix=key[:12],
             key_hash=hash_key(self.platform.settings.api_key_secret, key),
             created_by=creator.id,
+            creator_version=creator.token_version,
             expires_at=body.expires_at,
         )
         ApiKeyRepository(session, creator.scope).add(entity)
@@ -144,6 +146,11 @@ class ApiKeysService(Service):
             await platform.service(PrincipalService).cached(grant.tenant_id, grant.user_id),
             what="API key",
         )
+        if creator.token_version != grant.creator_version:
+            raise Unauthorized(
+                "This API key was revoked when its creator's access changed"
+                " (deactivated, reactivated or given another role)."
+            )
         role = min(grant.role, creator.role, key=ROLE_RANK.__getitem__)
         self.usage.touch(grant.tenant_id, grant.id, now)
         return replace(creator, role=role, api_key_id=grant.id)

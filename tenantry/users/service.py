@@ -131,7 +131,11 @@ class UsersService(Service):
         *,
         account_type: str = "customer",
     ) -> User:
-        """A user of the creator's tenant, as a person asked for it."""
+        """A user of the creator's tenant, as a person asked for it. Not by an API key: a
+        login made with a key would outlive the key's revocation (and a key may not hand out
+        credentials any more than it may create keys)."""
+        if creator.via_api_key:
+            raise Forbidden("An API key cannot create logins; a person signed in must.")
         return await self.create(
             session,
             creator.scope,
@@ -150,14 +154,16 @@ class UsersService(Service):
         if user is None:
             raise NotFound("No such user in your company.")
         changes = patch.model_dump(exclude_unset=True, exclude_none=True)
+        if rank(user.role) > rank(actor.role):  # their name included
+            raise Forbidden(f"A {actor.role} cannot change a {user.role}.")
         touches_access = ("role" in changes and changes["role"] != user.role) or (
-            changes.get("is_active") is False and user.is_active
+            "is_active" in changes and changes["is_active"] != user.is_active
         )
         if touches_access:
+            if actor.via_api_key:
+                raise Forbidden("An API key cannot change who may sign in; a person must.")
             if user.id == actor.id:
                 raise Forbidden("You cannot change your own role or deactivate yourself.")
-            if rank(user.role) > rank(actor.role):
-                raise Forbidden(f"A {actor.role} cannot change a {user.role}.")
             if not actor.may_grant(changes.get("role", user.role)):
                 raise Forbidden(f"A {actor.role} cannot grant the role {changes['role']!r}.")
         for key, value in changes.items():

@@ -21,6 +21,7 @@ from tests.support.world import CommittedWorld, World, login
 
 KEYS = "/api/v1/api-keys"
 ME = "/api/v1/users/me"
+LOGIN = "/api/v1/auth/login"
 
 
 def bearer(key: str) -> dict[str, str]:
@@ -147,6 +148,50 @@ async def test_deactivating_the_creator_stops_the_key(world: World) -> None:
     )
     assert r.status_code == 200
     assert_problem(await world.client.get(ME, headers=bearer(key)), 401)
+    # Reactivated, the creator signs in again, but the key stays dead: a new one must be made.
+    r = await world.client.patch(
+        f"/api/v1/users/{admin.id}", json={"is_active": True}, headers=owner.headers
+    )
+    assert r.status_code == 200
+    gone = assert_problem(await world.client.get(ME, headers=bearer(key)), 401)
+    assert "creator's access changed" in gone["detail"]
+    again = await world.login(admin.email)
+    fresh = (await _make(world, again))["key"]
+    assert (await world.client.get(ME, headers=bearer(fresh))).status_code == 200
+
+
+async def test_a_new_role_for_the_creator_ends_their_keys(world: World) -> None:
+    tenant = await world.tenant()
+    owner = await world.user(tenant, "owner")
+    admin = await world.user(tenant, "admin")
+    key = (await _make(world, admin.headers, role="member"))["key"]
+    r = await world.client.patch(
+        f"/api/v1/users/{admin.id}", json={"role": "member"}, headers=owner.headers
+    )
+    assert r.status_code == 200
+    assert_problem(await world.client.get(ME, headers=bearer(key)), 401)
+
+
+async def test_a_key_hands_out_no_logins(world: World) -> None:
+    """An owner's key can do an owner's work, but not make a user with a password (a login
+    that would outlive the key), nor change who may sign in."""
+    tenant = await world.tenant()
+    owner = await world.user(tenant, "owner")
+    member = await world.user(tenant, "member")
+    key = bearer((await _make(world, owner.headers, role="owner"))["key"])
+    user = {"email": "minted@example.com", "full_name": "Minted", "password": "x" * 16}
+    for role in ("owner", "member"):
+        r = await world.client.post("/api/v1/users", json={**user, "role": role}, headers=key)
+        assert "cannot create logins" in assert_problem(r, 403)["detail"]
+    for change in ({"role": "admin"}, {"is_active": False}):
+        r = await world.client.patch(f"/api/v1/users/{member.id}", json=change, headers=key)
+        assert_problem(r, 403)
+    renamed = await world.client.patch(
+        f"/api/v1/users/{member.id}", json={"full_name": "Renamed"}, headers=key
+    )
+    assert renamed.status_code == 200, renamed.text
+    login = {"email": user["email"], "password": user["password"]}
+    assert_problem(await world.client.post(LOGIN, json=login), 401)  # no such login was made
 
 
 async def test_unknown_key_is_401(world: World) -> None:

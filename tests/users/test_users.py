@@ -145,14 +145,17 @@ async def test_admin_cannot_touch_an_owner_nor_themself(world: World) -> None:
     tenant = await world.tenant()
     owner = await world.user(tenant, "owner", login=False)
     admin = await world.user(tenant, "admin")
-    r = await world.client.patch(
-        f"{USERS}/{owner.id}", json={"is_active": False}, headers=admin.headers
-    )
-    assert_problem(r, 403)
+    for change in ({"is_active": False}, {"full_name": "Renamed by an admin"}):
+        r = await world.client.patch(f"{USERS}/{owner.id}", json=change, headers=admin.headers)
+        assert_problem(r, 403)
     r = await world.client.patch(
         f"{USERS}/{admin.id}", json={"role": "member"}, headers=admin.headers
     )
     assert_problem(r, 403)
+    renamed = await world.client.patch(  # their own name is theirs to change
+        f"{USERS}/{admin.id}", json={"full_name": "Admin Renamed"}, headers=admin.headers
+    )
+    assert renamed.status_code == 200, renamed.text
 
 
 async def test_another_tenants_user_id_is_404(world: World) -> None:
