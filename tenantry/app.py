@@ -274,6 +274,8 @@ def install_middleware(app: FastAPI, settings: Settings, limiter: RateLimiter, l
         lane=lane,
         timeout_s=settings.request_timeout_s,
         max_body_bytes=settings.max_body_bytes,
+        max_header_bytes=settings.max_header_bytes,
+        max_headers=settings.max_headers,
         gzip_min_bytes=settings.gzip_min_bytes,
         gzip_level=settings.gzip_level,
         expose_query_count=settings.expose_query_count,

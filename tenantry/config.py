@@ -192,6 +192,9 @@ class Settings(BaseSettings):
     # HTTP.
     expose_query_count: bool = False
     max_body_bytes: int = Field(1_048_576, ge=1024)
+    # Request headers, all together (names and values) and by count: past either, 431.
+    max_header_bytes: int = Field(16_384, ge=1024)
+    max_headers: int = Field(100, ge=10)
     host: str = "127.0.0.1"
     port: int = 8000
     # A request still running after this many seconds is cut: 504, its transaction rolled back.

@@ -178,6 +178,7 @@ _STATUS_SLUGS = {
     413: ("payload-too-large", "Request body too large"),
     415: ("unsupported-media-type", "Unsupported media type"),
     429: ("too-many-requests", "Too many requests"),
+    431: ("request-header-fields-too-large", "Request header fields too large"),
     503: ("service-unavailable", "Service unavailable"),
 }
 
@@ -267,6 +268,7 @@ _PROBLEM_DESCRIPTIONS = {
     413: "Request body too large",
     422: "Request validation failed; `errors` names each field",
     429: "Rate limit exceeded; see Retry-After",
+    431: "More header bytes or headers than MAX_HEADER_BYTES or MAX_HEADERS allow",
     502: "An upstream service (such as a login provider) failed",
     503: "A dependency is unavailable",
     504: "The request took longer than REQUEST_TIMEOUT_S and was stopped; nothing was saved",

@@ -16,8 +16,11 @@ What it does, from the outside in (the order is written here and only here):
    problem documents included.
 5. request timeout (`kit.timeout`): a 504 problem after `timeout_s`, the request's transaction
    rolled back.
-6. body size limit: a 413 problem for a declared `Content-Length` over `max_body_bytes` before
-   the app runs; a chunked body is counted as it streams and cut at the limit.
+6. size limits: a 431 problem for more header bytes than `max_header_bytes` or more headers
+   than `max_headers` (the server has read them by then: the proxy in front bounds what is
+   read, `deploy/nginx.conf`; this bounds what the app works on); a 413 problem for a declared
+   `Content-Length` over `max_body_bytes` before the app runs; a chunked body is counted as it
+   streams and cut at the limit.
 7. rate limit (`kit.ratelimit`): verifies the bearer token once and stashes the claims (the
    decode-once contract, `kit.security`), counts the request against its route class's policy,
    429 past it; the RateLimit-Policy and RateLimit headers on every limited response.
@@ -127,6 +130,8 @@ class EdgeMiddleware:
         lane: Lane | None = None,
         timeout_s: float = 30,
         max_body_bytes: int = 1_048_576,
+        max_header_bytes: int = 16_384,
+        max_headers: int = 100,
         gzip_min_bytes: int = 1024,
         gzip_level: int = 6,
         expose_query_count: bool = False,
@@ -143,6 +148,8 @@ class EdgeMiddleware:
         self.watchdog = Watchdog(timeout_s)
         self.timeout_s = timeout_s
         self.max_body_bytes = max_body_bytes
+        self.max_header_bytes = max_header_bytes
+        self.max_headers = max_headers
         self.gzip_min_bytes = gzip_min_bytes
         self.gzip_level = gzip_level
         self.slow_s = slow_request_ms / 1000 if slow_request_ms else float("inf")
@@ -249,6 +256,20 @@ class EdgeMiddleware:
         if accept is not None and accepts_gzip(accept):
             send = GzipSend(send, min_bytes=self.gzip_min_bytes, level=self.gzip_level)
         try:
+            raw = scope["headers"]
+            if len(raw) > self.max_headers or (
+                sum(len(name) + len(value) for name, value in raw) > self.max_header_bytes
+            ):
+                await send_problem(
+                    scope,
+                    send,
+                    431,
+                    "request-header-fields-too-large",
+                    "Request header fields too large",
+                    f"At most {self.max_headers} headers of {self.max_header_bytes} bytes in all.",
+                    [(b"connection", b"close")],
+                )
+                return
             if b"transfer-encoding" in headers:  # chunked: counted as it streams
                 receive = self._counting(receive)
             elif _over(headers.get(b"content-length"), self.max_body_bytes):

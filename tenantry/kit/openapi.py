@@ -19,8 +19,9 @@ def operation_id(route: APIRoute) -> str:
 
 def install(app: FastAPI, *, unlimited_paths: tuple[str, ...] = ()) -> None:
     """`unlimited_paths`: prefixes the rate limiter skips; every other operation documents its
-    429, and every operation the 504 of the request timeout (both made by middleware)."""
-    platform = problems(429, 504)
+    429, and every operation the 431 of the header limits and the 504 of the request timeout
+    (all made by middleware)."""
+    platform = problems(429, 431, 504)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:

@@ -31,13 +31,18 @@ async def healthz() -> Response:
     return Response(_HEALTHY, media_type="application/json")
 
 
-@router.get(
-    "/readyz",
-    summary="Readiness: the database (and Redis, when configured) answer",
-    response_model=Health,
-    responses=problems(503),
+@router.head(
+    "/healthz",
+    summary="Liveness, headers only (for probes that send HEAD)",
+    response_class=Response,
+    responses={200: {"description": "The process answers"}},
 )
-async def readyz(request: Request) -> Health | Response:
+async def healthz_head() -> Response:
+    return Response(media_type="application/json")
+
+
+async def _readiness(request: Request) -> dict[str, str]:
+    """Each dependency and whether it answers ("ok", or why not), within 2 s each."""
     checks: dict[str, str] = {}
     try:
         async with asyncio.timeout(2):
@@ -54,6 +59,17 @@ async def readyz(request: Request) -> Health | Response:
             checks["redis"] = "ok" if pong is True else "unavailable: no PONG"
         except Exception as exc:  # unreachable, timed out, refused: all "not ready"
             checks["redis"] = f"unavailable: {type(exc).__name__}"
+    return checks
+
+
+@router.get(
+    "/readyz",
+    summary="Readiness: the database (and Redis, when configured) answer",
+    response_model=Health,
+    responses=problems(503),
+)
+async def readyz(request: Request) -> Health | Response:
+    checks = await _readiness(request)
     if all(v == "ok" for v in checks.values()):
         return Health(status="ok", checks=checks)
     return problem_response(
@@ -64,6 +80,17 @@ async def readyz(request: Request) -> Health | Response:
         request=request,
         checks=checks,
     )
+
+
+@router.head(
+    "/readyz",
+    summary="Readiness, headers only (for probes that send HEAD)",
+    response_class=Response,
+    responses={200: {"description": "Ready"}, **problems(503)},  # the GET's headers, no body
+)
+async def readyz_head(request: Request) -> Response:
+    ready = all(v == "ok" for v in (await _readiness(request)).values())
+    return Response(status_code=200 if ready else 503, media_type="application/json")
 
 
 @router.get(

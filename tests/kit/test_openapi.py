@@ -12,6 +12,8 @@ PUBLIC = {
     "oauth_callback",
     "healthz",
     "readyz",
+    "healthz_head",
+    "readyz_head",
     "metrics",
     # onboarding: a visitor has no account until it completes
     "get_suite_catalog",

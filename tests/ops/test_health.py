@@ -51,3 +51,10 @@ async def test_readyz_is_503_when_redis_is_gone(client: httpx.AsyncClient, app: 
 @pytest.mark.parametrize("path", ["/healthz", "/readyz"])
 async def test_probes_need_no_auth(client: httpx.AsyncClient, path: str) -> None:
     assert (await client.get(path)).status_code == 200
+
+
+async def test_probes_may_send_head(client: httpx.AsyncClient) -> None:
+    for path in ("/healthz", "/readyz"):
+        r = await client.head(path)
+        assert r.status_code == 200, path
+        assert r.headers["content-type"].startswith("application/json")
