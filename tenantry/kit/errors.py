@@ -20,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 from tenantry.kit.logging import get_logger
 from tenantry.kit.tracebacks import describe_exception
@@ -240,9 +241,22 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         return await _app_error(request, exc.__cause__)
     slug, title = _STATUS_SLUGS.get(exc.status_code, ("http-error", "HTTP error"))
     detail = exc.detail if isinstance(exc.detail, str) else title
-    return problem_response(
-        exc.status_code, slug, title, detail, request=request, headers=dict(exc.headers or {})
-    )
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(_allowed_methods(request))
+    return problem_response(exc.status_code, slug, title, detail, request=request, headers=headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route answers on this path. Starlette's 405 names only the first
+    route that matched the path, and `GET|POST /users` are two routes."""
+    probe = {**request.scope, "method": ""}  # no route has it: a path match is PARTIAL
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        allowed = getattr(route, "methods", None)
+        if allowed and route.matches(probe)[0] is not Match.NONE:
+            methods |= allowed
+    return sorted(methods)
 
 
 async def _unhandled(request: Request, exc: Exception) -> Response:

@@ -71,7 +71,7 @@ async def create_user(
 
 
 @router.patch(
-    "/users/{user_id}",
+    "/users/{user_id:uuid}",
     summary="Change a user's name, role or active flag (owners and admins)",
     response_model=UserOut,
     responses=problems(400, 401, 403, 404, 413, 422),

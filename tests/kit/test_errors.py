@@ -71,9 +71,12 @@ async def test_unknown_route_and_method(client: httpx.AsyncClient) -> None:
 
 async def test_bad_path_parameter_is_422(world: World) -> None:
     owner = await world.user(await world.tenant(), "owner")
-    r = await world.client.patch("/api/v1/users/not-a-uuid", json={}, headers=owner.headers)
+    r = await world.client.patch("/api/v1/customers/not-a-uuid", json={}, headers=owner.headers)
     body = assert_problem(r, 422)
-    assert body["errors"][0]["loc"] == ["path", "user_id"]
+    assert body["errors"][0]["loc"] == ["path", "customer_id"]
+    # The users' id route routes by UUID only (so `/users/me` is never taken for an id).
+    r = await world.client.patch("/api/v1/users/not-a-uuid", json={}, headers=owner.headers)
+    assert_problem(r, 404)
 
 
 async def test_500_leaks_nothing(settings: Any, database: Any) -> None:

@@ -116,7 +116,10 @@ def test_the_index_narrows_a_path_to_the_routes_that_can_match_it(settings: Sett
     assert last is not None and [r.path for r in last.routes] == ["/many/99"]
     me = index.view_for("/api/v1/users/me")
     assert me is not None
-    assert [r.path for r in me.routes] == ["/api/v1/users/me", "/api/v1/users/{user_id}"]
+    assert [r.path for r in me.routes] == ["/api/v1/users/me"]  # the id route takes only ids
+    some = index.view_for("/api/v1/users/01a229e6-1dd7-7103-9f46-87f2072edb90")
+    assert some is not None
+    assert [r.path for r in some.routes] == ["/api/v1/users/{user_id:uuid}"]
     item = index.view_for("/many/items/7")
     assert item is not None and [r.path for r in item.routes] == ["/many/items/{item_id}"]
     assert index.view_for("/many/nothing/here") is None  # the whole table answers

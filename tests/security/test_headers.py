@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import httpx
+
 from tenantry.config import Settings
 from tenantry.kit.db import Database
 from tests.support.asserts import assert_problem
@@ -23,3 +25,13 @@ async def test_oversized_or_too_many_headers_are_431(
         assert_problem(await c.get("/api/v1/users/me", headers=huge_token), 431)
         many = {f"X-H{i}": "1" for i in range(25)}
         assert_problem(await c.get("/healthz", headers=many), 431)
+
+
+async def test_a_405_names_every_method_of_the_path(client: httpx.AsyncClient) -> None:
+    r = await client.options("/api/v1/users")
+    assert_problem(r, 405)
+    assert r.headers["allow"] == "GET, POST"  # two routes share the path
+    me = await client.patch("/api/v1/users/me", json={"full_name": "x"})
+    assert_problem(me, 405)  # not the id route's 422: `me` is not an id
+    assert me.headers["allow"] == "GET"
+    assert (await client.delete("/healthz")).headers["allow"] == "GET, HEAD"

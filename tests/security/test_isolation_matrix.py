@@ -116,7 +116,7 @@ async def rows_of(session: AsyncSession, tenant_id: uuid.UUID) -> dict[str, list
 
 def _routes_with_ids(app: FastAPI) -> list[tuple[str, str]]:
     return sorted(
-        (method, route.path)
+        (method, route.path_format)  # `{user_id}`, not the `{user_id:uuid}` it routes by
         for route in app.routes
         if isinstance(route, APIRoute) and "{" in route.path
         for method in route.methods
@@ -164,7 +164,7 @@ def _declared_routes_with_ids() -> list[tuple[str, str]]:
     from tenantry.app import API_ROUTERS
 
     return sorted(
-        (method, API + route.path)
+        (method, API + route.path_format)
         for router in API_ROUTERS
         for route in router.routes
         if isinstance(route, APIRoute) and "{" in route.path
