@@ -196,22 +196,9 @@ def worker(
         f"[bold]Tenantry[/] worker on {', '.join(names) if names else 'every queue'}, "
         f"{concurrency or settings.jobs_concurrency} at once"
     )
-    asyncio.run(_work(settings, concurrency, names))
+    from tenantry.worker import work
 
-
-async def _work(settings: Settings, concurrency: int | None, queues: list[str] | None) -> None:
-    from tenantry.app import create_app
-
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        platform = app.state.platform
-        await platform.jobs.work(
-            platform,
-            concurrency=concurrency,
-            queues=queues,
-            name=f"worker-{os.getpid()}",
-            install_signal_handlers=True,
-        )
+    asyncio.run(work(settings, concurrency, names))
 
 
 @cli.command()
