@@ -195,6 +195,9 @@ class Settings(BaseSettings):
     # Request headers, all together (names and values) and by count: past either, 431.
     max_header_bytes: int = Field(16_384, ge=1024)
     max_headers: int = Field(100, ge=10)
+    # What one company may keep: past these, adding another is a 409 problem.
+    max_webhooks_per_tenant: int = Field(20, ge=1)
+    max_sync_sources_per_tenant: int = Field(20, ge=1)
     host: str = "127.0.0.1"
     port: int = 8000
     # A request still running after this many seconds is cut: 504, its transaction rolled back.

@@ -190,6 +190,17 @@ class TenantRepository(_Repository[M]):
         entity: M | None = result.scalar_one_or_none()
         return entity
 
+    async def count_for_adding(self) -> int:
+        """How many rows the tenant has, counted under a per-tenant lock on this table held
+        until the transaction ends: a limit checked on this count holds against concurrent
+        additions (each waits for the one before it to commit)."""
+        key = f"{self.model.__tablename__}:{self.scope.tenant_id}"
+        await self.session.execute(
+            select(func.pg_advisory_xact_lock(func.hashtextextended(key, 0)))
+        )
+        stmt = self.select(func.count()).select_from(self.model)
+        return int((await self.session.execute(stmt)).scalar_one())
+
     async def newest_after(
         self, after: uuid.UUID | None, limit: int, *where: ColumnElement[bool]
     ) -> list[M]:

@@ -50,7 +50,7 @@ async def list_sync_sources(
     summary="Add a sync source: an outside system to import customers and leads from",
     response_model=SourceOut,
     status_code=status.HTTP_201_CREATED,
-    responses=problems(400, 401, 403, 413, 422),
+    responses=problems(400, 401, 403, 409, 413, 422),
 )
 async def create_sync_source(
     body: SourceCreate, sync: Sync, session: SessionDep, admin: TenantAdmin

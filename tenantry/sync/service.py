@@ -17,7 +17,7 @@ from tenantry.authz.principal import Principal
 from tenantry.kit.cache import Rendered
 from tenantry.kit.cache_lists import declare_list, invalidated_by
 from tenantry.kit.db import Reader
-from tenantry.kit.errors import Invalid, NotFound
+from tenantry.kit.errors import Conflict, Invalid, NotFound
 from tenantry.kit.http import OutboundRefused, check_url
 from tenantry.kit.jobs import unit_of_work
 from tenantry.kit.pagination import offset_of
@@ -77,6 +77,12 @@ class SyncService(Service):
         self, session: AsyncSession, admin: Principal, body: SourceCreate
     ) -> SourceOut:
         url = await self._checked_url(body.base_url)
+        most = self.platform.settings.max_sync_sources_per_tenant
+        if await SourceRepository(session, admin.scope).count_for_adding() >= most:
+            raise Conflict(
+                f"Your company has {most} sync sources, the most it may have; remove one"
+                " first (MAX_SYNC_SOURCES_PER_TENANT)."
+            )
         source = SyncSource(
             name=body.name,
             kind=body.kind,

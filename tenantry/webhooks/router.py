@@ -45,7 +45,7 @@ async def list_webhooks(
     summary="Add a webhook endpoint; its signing secret is in this response only",
     response_model=EndpointCreated,
     status_code=status.HTTP_201_CREATED,
-    responses=problems(400, 401, 403, 413, 422),
+    responses=problems(400, 401, 403, 409, 413, 422),
     dependencies=[Depends(no_store)],
 )
 async def create_webhook(

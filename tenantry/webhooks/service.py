@@ -55,6 +55,12 @@ class WebhooksService(Service):
             url = await check_url(body.url, self.platform.settings.outbound_allowlist)
         except OutboundRefused as exc:
             raise Invalid(("body", "url"), str(exc), "url_refused") from None
+        most = self.platform.settings.max_webhooks_per_tenant
+        if await EndpointRepository(session, admin.scope).count_for_adding() >= most:
+            raise Conflict(
+                f"Your company has {most} webhook endpoints, the most it may have; remove one"
+                " first (MAX_WEBHOOKS_PER_TENANT)."
+            )
         secret = body.secret or new_secret()
         endpoint = WebhookEndpoint(
             url=url,
