@@ -18,6 +18,7 @@ from tenantry import __version__
 from tenantry.admin.router import router as admin_router
 from tenantry.api_keys.router import router as api_keys_router
 from tenantry.api_keys.service import ApiKeysService
+from tenantry.audit.router import router as audit_router
 from tenantry.auth.router import router as auth_router
 from tenantry.auth.service import AuthService
 from tenantry.authz.dependencies import Authenticators
@@ -72,6 +73,7 @@ API_ROUTERS = (
     webhooks_router,
     admin_router,
     onboarding_admin_router,
+    audit_router,
 )
 # Every domain's background tasks (`kit.jobs`), registered as `<namespace>:<task>`.
 JOB_TASKS = {

@@ -1,6 +1,7 @@
 """Every table, imported once so Alembic and the tests see the whole metadata."""
 
 from tenantry.api_keys.models import ApiKey
+from tenantry.audit.models import AuditEvent
 from tenantry.crm.models import Call, Customer, Lead, LeadStatusHistory, Message
 from tenantry.kit.models import Base
 from tenantry.kit.state import StateEntry
@@ -13,6 +14,7 @@ from tenantry.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEnd
 
 __all__ = [
     "ApiKey",
+    "AuditEvent",
     "Base",
     "Call",
     "Customer",

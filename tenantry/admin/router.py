@@ -33,9 +33,12 @@ async def cache_stats(admin: CacheAdmin, _: PlatformAdmin) -> CacheStatsOut:
     responses=problems(400, 401, 403, 404, 413, 422),
 )
 async def clear_caches(
-    admin: CacheAdmin, session: SessionDep, _: PlatformAdmin, body: CacheClearIn | None = None
+    admin: CacheAdmin,
+    session: SessionDep,
+    staff: PlatformAdmin,
+    body: CacheClearIn | None = None,
 ) -> CacheClearOut:
-    return CacheClearOut(cleared=admin.clear(session, body.cache if body else None))
+    return CacheClearOut(cleared=admin.clear(session, staff, body.cache if body else None))
 
 
 @router.post(
@@ -48,6 +51,6 @@ async def invalidate_user_cache(
     email: Annotated[str, text(max_length=320), Path()],
     admin: CacheAdmin,
     session: SessionDep,
-    _: PlatformAdmin,
+    staff: PlatformAdmin,
 ) -> InvalidatedOut:
-    return await admin.invalidate_user(session, email)
+    return await admin.invalidate_user(session, staff, email)

@@ -29,6 +29,7 @@ from starlette.requests import Request
 from tenantry.api_keys.models import ApiKey
 from tenantry.api_keys.repository import ApiKeyLookup, ApiKeyRepository
 from tenantry.api_keys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut, ApiKeyPage
+from tenantry.audit.service import AuditService
 from tenantry.authz import service as principals
 from tenantry.authz.principal import ROLE_RANK, Principal
 from tenantry.authz.service import PrincipalService
@@ -107,6 +108,14 @@ class ApiKeysService(Service):
         )
         ApiKeyRepository(session, creator.scope).add(entity)
         await session.flush()
+        self.platform.service(AuditService).record(
+            session,
+            creator.scope,
+            "api_key.created",
+            actor=creator,
+            target=entity.name,
+            details={"api_key_id": str(entity.id), "prefix": entity.prefix, "role": entity.role},
+        )
         await session.refresh(entity, ["created_at"])
         return ApiKeyCreated(**ApiKeyOut.model_validate(entity).model_dump(), key=key)
 
@@ -126,6 +135,9 @@ class ApiKeysService(Service):
         if key_hash is None:
             raise NotFound("No such API key in your company.")
         invalidate_on_commit(session, API_KEY_CACHE.name, key_hash)
+        self.platform.service(AuditService).record(
+            session, actor.scope, "api_key.revoked", actor=actor, target=str(key_id)
+        )
 
     async def authenticate(self, request: Request, key: str) -> Principal:
         """The principal a presented key acts as, or 401 (`authz.Authenticators.api_key`)."""

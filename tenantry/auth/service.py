@@ -19,12 +19,14 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
+from tenantry.audit.service import AuditService
 from tenantry.auth.oidc import OidcClient, OidcRefused
 from tenantry.authz import service as principals
 from tenantry.authz.principal import Principal
 from tenantry.authz.service import PrincipalService
 from tenantry.kit.errors import BadRequest, TooManyRequests, Unauthorized
 from tenantry.kit.platform import Service
+from tenantry.kit.repository import TenantScope
 from tenantry.kit.security import (
     InvalidToken,
     TokenClaims,
@@ -66,16 +68,38 @@ class AuthService(Service):
         row = await self.users.login_row(session, email)
         ok = await verify_password(row.password_hash if row else None, password)
         if row is None or not ok or not row.is_active:
+            if row is not None:  # an account's company keeps the record (none: no company)
+                why = "inactive account" if ok else "wrong password"
+                await self.platform.service(AuditService).record_apart(
+                    TenantScope(row.tenant_id),
+                    "login.failed",
+                    actor=None,
+                    target=email.strip().lower(),
+                    details={"reason": why},
+                )
             raise Unauthorized(_BAD_LOGIN)
         rehash = password_needs_rehash(row.password_hash)
         return await self._logged_in(
-            session, row, await hash_password(password) if rehash else None
+            session, row, email, await hash_password(password) if rehash else None
         )
 
     async def _logged_in(
-        self, session: AsyncSession, row: Any, new_hash: str | None = None
+        self,
+        session: AsyncSession,
+        row: Any,
+        email: str,
+        new_hash: str | None = None,
+        provider: str | None = None,
     ) -> tuple[str, int]:
         await self.users.record_login(session, row, new_hash)
+        self.platform.service(AuditService).record(
+            session,
+            TenantScope(row.tenant_id),
+            "login.succeeded",
+            actor=row.id,
+            target=email.strip().lower(),
+            details={"provider": provider} if provider else {"method": "password"},
+        )
         return self.platform.tokens.issue(
             user_id=row.id, tenant_id=row.tenant_id, role=row.role, version=row.token_version
         )
@@ -153,4 +177,4 @@ class AuthService(Service):
         row = await self.users.login_row(session, email)
         if row is None or not row.is_active:
             raise OidcRefused(f"No active Tenantry account has the email {email}.")
-        return await self._logged_in(session, row)
+        return await self._logged_in(session, row, email, provider=provider)

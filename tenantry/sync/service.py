@@ -13,6 +13,7 @@ from pydantic import TypeAdapter
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tenantry.audit.service import AuditService
 from tenantry.authz.principal import Principal
 from tenantry.kit.cache import Rendered
 from tenantry.kit.cache_lists import declare_list, invalidated_by
@@ -96,6 +97,14 @@ class SyncService(Service):
         SourceRepository(session, admin.scope).add(source)
         await session.flush()
         await session.refresh(source, ["created_at", "updated_at"])
+        self.platform.service(AuditService).record(
+            session,
+            admin.scope,
+            "sync_source.created",
+            actor=admin,
+            target=source.name,
+            details={"source_id": str(source.id), "base_url": source.base_url},
+        )
         return self._out(source)
 
     async def page(
@@ -134,6 +143,15 @@ class SyncService(Service):
             value = getattr(patch, field)
             if field in sent and value is not None:
                 setattr(source, field, value)
+        self.platform.service(AuditService).record(
+            session,
+            admin.scope,
+            "sync_source.changed",
+            actor=admin,
+            target=source.name,
+            # which fields, never their values: the secret is among them
+            details={"source_id": str(source.id), "fields": sorted(sent)},
+        )
         await session.flush()
         await session.refresh(source, ["updated_at"])
         return self._out(source)

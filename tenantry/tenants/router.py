@@ -52,4 +52,4 @@ async def get_tenant_settings(
 async def update_tenant_settings(
     patch: TenantSettingsPatch, tenants: Tenants, session: SessionDep, admin: TenantAdmin
 ) -> TenantSettingsOut:
-    return await tenants.update_settings(session, admin.scope, patch)
+    return await tenants.update_settings(session, admin, patch)

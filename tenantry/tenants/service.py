@@ -12,6 +12,8 @@ from typing import TypeVar
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tenantry.audit.service import AuditService
+from tenantry.authz.principal import Principal
 from tenantry.kit.cache import CacheSpec, Rendered, declare
 from tenantry.kit.caches import invalidate_on_commit
 from tenantry.kit.errors import Conflict, NotFound
@@ -84,8 +86,9 @@ class TenantsService(Service):
         return found
 
     async def update_settings(
-        self, session: AsyncSession, scope: TenantScope, patch: TenantSettingsPatch
+        self, session: AsyncSession, admin: Principal, patch: TenantSettingsPatch
     ) -> TenantSettingsOut:
+        scope = admin.scope
         settings = await SettingsRepository(session, scope).entity()
         if settings is None:
             raise NotFound("Your company has no settings yet.")
@@ -94,6 +97,12 @@ class TenantsService(Service):
                 continue
             setattr(settings, key, value)
         invalidate_on_commit(session, SETTINGS_CACHE.name, str(scope.tenant_id))
+        fields = sorted(patch.model_dump(exclude_unset=True))
+        if fields:
+            audit = self.platform.service(AuditService)
+            audit.record(
+                session, scope, "settings.changed", actor=admin, details={"fields": fields}
+            )
         try:
             await session.flush()
         except IntegrityError:  # the only reference it holds: the default team

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import TypeAdapter
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tenantry.audit.service import AuditService
 from tenantry.authz import service as principals
 from tenantry.authz.principal import Principal, rank
 from tenantry.kit.cache import Rendered
@@ -136,7 +137,7 @@ class UsersService(Service):
         credentials any more than it may create keys)."""
         if creator.via_api_key:
             raise Forbidden("An API key cannot create logins; a person signed in must.")
-        return await self.create(
+        user = await self.create(
             session,
             creator.scope,
             email=body.email,
@@ -146,6 +147,15 @@ class UsersService(Service):
             account_type=account_type,
             creator=creator,
         )
+        self.platform.service(AuditService).record(
+            session,
+            creator.scope,
+            "user.created",
+            actor=creator,
+            target=user.email,
+            details={"user_id": str(user.id), "role": user.role, "account_type": account_type},
+        )
+        return user
 
     async def update(
         self, session: AsyncSession, actor: Principal, user_id: uuid.UUID, patch: UserPatch
@@ -166,6 +176,26 @@ class UsersService(Service):
                 raise Forbidden("You cannot change your own role or deactivate yourself.")
             if not actor.may_grant(changes.get("role", user.role)):
                 raise Forbidden(f"A {actor.role} cannot grant the role {changes['role']!r}.")
+        audit = self.platform.service(AuditService)
+        if "role" in changes and changes["role"] != user.role:
+            moved = {"user_id": str(user.id), "from": user.role, "to": changes["role"]}
+            audit.record(
+                session,
+                actor.scope,
+                "user.role_changed",
+                actor=actor,
+                target=user.email,
+                details={**moved, "tokens_revoked": True},
+            )
+        if "is_active" in changes and changes["is_active"] != user.is_active:
+            audit.record(
+                session,
+                actor.scope,
+                "user.reactivated" if changes["is_active"] else "user.deactivated",
+                actor=actor,
+                target=user.email,
+                details={"user_id": str(user.id), "tokens_revoked": True},
+            )
         for key, value in changes.items():
             setattr(user, key, value)
         if touches_access:

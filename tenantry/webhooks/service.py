@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tenantry.audit.service import AuditService
 from tenantry.authz.principal import Principal
 from tenantry.kit.errors import Conflict, Invalid, NotFound
 from tenantry.kit.http import OutboundRefused, check_url
@@ -72,6 +73,14 @@ class WebhooksService(Service):
         await session.flush()
         await session.refresh(endpoint, ["created_at"])
         out = EndpointOut.model_validate(endpoint)
+        self.platform.service(AuditService).record(
+            session,
+            admin.scope,
+            "webhook.created",
+            actor=admin,
+            target=url,
+            details={"endpoint_id": str(endpoint.id), "events": list(body.events)},
+        )
         return EndpointCreated(**out.model_dump(), secret=secret)
 
     async def endpoints(
@@ -88,6 +97,9 @@ class WebhooksService(Service):
     ) -> None:
         if not await EndpointRepository(session, admin.scope).remove(endpoint_id):
             raise NotFound("No such webhook endpoint in your company.")
+        self.platform.service(AuditService).record(
+            session, admin.scope, "webhook.deleted", actor=admin, target=str(endpoint_id)
+        )
 
     async def emit(
         self, session: AsyncSession, scope: TenantScope, event_type: str, data: dict[str, Any]

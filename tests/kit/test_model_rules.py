@@ -31,6 +31,7 @@ PLATFORM_WIDE = {
     "ix_users_internal_created_at": "the internal staff list spans tenants",
     "uq_users_email": "a login is found by its email; logins are global",
     "uq_api_keys_key_hash": "a presented key is found by its hash before its tenant is known",
+    "ix_audit_events_id": "platform administrators read every company's events, newest first",
 }
 # Platform tables that name a tenant without being owned by one (they exist before it).
 NAMES_A_TENANT = {
