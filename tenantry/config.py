@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     tenantry_env: Literal["development", "production"] = "development"
     # `/docs`, `/redoc` and `/openapi.json` (API_DOCS): unset, served except in production.
     api_docs: bool | None = None
+    # `/metrics` asks for `Authorization: Bearer <METRICS_TOKEN>` when set; unset, it is open
+    # in development and not served in production.
+    metrics_token: str | None = None
 
     # Database. Unset DATABASE_URL means embedded mode.
     database_url: str | None = None
@@ -265,7 +268,13 @@ class Settings(BaseSettings):
         return init_settings, env_settings, dotenv_settings, caches, file_secret_settings
 
     @field_validator(
-        "database_url", "database_read_url", "redis_url", "public_url", "smtp_url", mode="before"
+        "database_url",
+        "database_read_url",
+        "redis_url",
+        "public_url",
+        "smtp_url",
+        "metrics_token",
+        mode="before",
     )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
@@ -356,6 +365,10 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.tenantry_env == "production"
+
+    @property
+    def serves_metrics(self) -> bool:
+        return self.metrics_token is not None or self.tenantry_env != "production"
 
     @property
     def serves_docs(self) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 
 import anyio
 from fastapi import APIRouter, Request
@@ -11,7 +12,7 @@ from sqlalchemy import text
 from starlette.responses import Response
 
 from tenantry.kit import metrics as metrics_kit
-from tenantry.kit.errors import problem_response, problems
+from tenantry.kit.errors import NotFound, Unauthorized, problem_response, problems
 from tenantry.kit.lane import hot
 
 router = APIRouter(tags=["ops"])
@@ -97,11 +98,23 @@ async def readyz_head(request: Request) -> Response:
     "/metrics",
     summary="Prometheus metrics (text exposition format)",
     response_class=Response,
-    responses={200: {"description": "Every metric", "content": {"text/plain": {}}}},
+    responses={
+        200: {"description": "Every metric", "content": {"text/plain": {}}},
+        **problems(401, 404),
+    },
 )
-async def metrics() -> Response:
+async def metrics(request: Request) -> Response:
     """Request counts, latencies, queries per request, pool use, caches and jobs; with several
-    workers, every worker's. Meant for the scraper: keep it off the public network."""
+    workers, every worker's. With METRICS_TOKEN set, only for `Authorization: Bearer <it>`;
+    without it, open in development and not served in production."""
+    settings = request.app.state.settings
+    if not settings.serves_metrics:
+        raise NotFound("Not Found")
+    token = settings.metrics_token
+    if token is not None:
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            raise Unauthorized("The metrics ask for the scraper's token (METRICS_TOKEN).")
     if metrics_kit.MULTIPROCESS:  # every worker's files: read them off the event loop
         body, media_type = await anyio.to_thread.run_sync(metrics_kit.render)
     else:  # this process's numbers, which the event loop updates: read them on it

@@ -7,7 +7,7 @@ from zoneinfo import available_timezones
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from tenantry.kit.text import JSON_OBJECT_BOUNDS, CheckedKeys, JsonObject, Text, text
+from tenantry.kit.text import JSON_OBJECT_BOUNDS, CheckedKeys, JsonObject, text
 
 _TIMEZONES = frozenset(available_timezones()) | {"UTC"}
 
@@ -57,7 +57,7 @@ class TenantSettingsPatch(BaseModel):
     )
     currency: Annotated[str, text(pattern=r"^[A-Z]{3}$")] | None = Field(None, examples=["EUR"])
     business_hours: JsonObject | None = Field(None, description=JSON_OBJECT_BOUNDS)
-    lead_statuses: list[Text] | None = Field(
+    lead_statuses: list[Annotated[str, text(min_length=1, max_length=32)]] | None = Field(
         None, min_length=1, max_length=32, description="Each 1 to 32 characters once trimmed"
     )
     default_team_id: uuid.UUID | None = None
