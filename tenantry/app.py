@@ -32,6 +32,7 @@ from tenantry.kit.cache_redis import RedisTier
 from tenantry.kit.caches import unknown_overrides
 from tenantry.kit.db import Database
 from tenantry.kit.http import Outbound
+from tenantry.kit.idempotency import Idempotency
 from tenantry.kit.lane import Lane
 from tenantry.kit.logging import configure_logging
 from tenantry.kit.middleware import EdgeMiddleware
@@ -84,6 +85,9 @@ JOB_TASKS = {
 }
 # Probes and the scraper are never rate limited.
 UNLIMITED_PATHS = ("/healthz", "/readyz", "/metrics")
+# POSTs that take no Idempotency-Key: a login creates nothing, and its answer (a token) is not
+# to be kept anywhere.
+IDEMPOTENCY_EXEMPT = (API_PREFIX + "/auth/",)
 
 
 def make_rate_limiter(settings: Settings) -> RateLimiter:
@@ -240,7 +244,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     include_flat(app, ops_router)
 
     errors.install(app)
-    openapi.install(app, unlimited_paths=UNLIMITED_PATHS)
+    openapi.install(app, unlimited_paths=UNLIMITED_PATHS, idempotency_exempt=IDEMPOTENCY_EXEMPT)
     if settings.serves_docs:
         docs.install(app)
     # The hot routes, once every route is in the table (`kit.lane`).
@@ -285,4 +289,8 @@ def install_middleware(app: FastAPI, settings: Settings, limiter: RateLimiter, l
         access_log=settings.access_log,
         hsts_max_age_s=settings.hsts_max_age_s,
         cors=cors,
+        idempotency=Idempotency(
+            ttl_s=settings.idempotency_ttl_s, running_ttl_s=settings.request_timeout_s + 30
+        ),
+        idempotency_exempt=IDEMPOTENCY_EXEMPT,
     )

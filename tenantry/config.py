@@ -198,6 +198,8 @@ class Settings(BaseSettings):
     # Request headers, all together (names and values) and by count: past either, 431.
     max_header_bytes: int = Field(16_384, ge=1024)
     max_headers: int = Field(100, ge=10)
+    # How long the answer to a POST with an `Idempotency-Key` is kept (and given again).
+    idempotency_ttl_s: float = Field(86_400, gt=0)
     # What one company may keep: past these, adding another is a 409 problem.
     max_webhooks_per_tenant: int = Field(20, ge=1)
     max_sync_sources_per_tenant: int = Field(20, ge=1)

@@ -55,6 +55,8 @@ from tenantry.kit.asgi import valid_request_id as _valid_request_id
 from tenantry.kit.context import RequestContext, inflight
 from tenantry.kit.errors import INTERNAL_ERROR, PayloadTooLarge, log_unhandled
 from tenantry.kit.gzip import GzipSend, accepts_gzip
+from tenantry.kit.idempotency import HEADER as IDEMPOTENCY_HEADER
+from tenantry.kit.idempotency import Idempotency, applies, principal_key
 from tenantry.kit.lane import Lane
 from tenantry.kit.logging import access_line, get_logger
 from tenantry.kit.metrics import RequestMetrics
@@ -139,6 +141,8 @@ class EdgeMiddleware:
         access_log: bool = False,
         hsts_max_age_s: int = 0,
         cors: dict[str, Any] | None = None,
+        idempotency: Idempotency | None = None,
+        idempotency_exempt: tuple[str, ...] = (),
     ) -> None:
         self.app = app
         self.routes = routes
@@ -150,6 +154,8 @@ class EdgeMiddleware:
         self.max_body_bytes = max_body_bytes
         self.max_header_bytes = max_header_bytes
         self.max_headers = max_headers
+        self.idempotency = idempotency
+        self.idempotency_exempt = idempotency_exempt
         self.gzip_min_bytes = gzip_min_bytes
         self.gzip_level = gzip_level
         self.slow_s = slow_request_ms / 1000 if slow_request_ms else float("inf")
@@ -309,12 +315,16 @@ class EdgeMiddleware:
                 if remaining < 0:
                     await refuse(scope, send, policy, reset)
                     return
-            lane = self.lane
-            hot_route = None if lane is None else lane.match(scope)
-            if hot_route is None:
-                await self.app(scope, receive, send)
-            else:  # served here, past FastAPI's per-route machinery (`kit.lane`)
-                await lane.serve(hot_route, scope, receive, send)  # type: ignore[union-attr]
+            idempotency = self.idempotency
+            if idempotency is not None and applies(scope, self.idempotency_exempt):
+                raw_key = headers.get(IDEMPOTENCY_HEADER)
+                if raw_key is not None:
+                    who = principal_key(scope, claims, headers)
+                    await idempotency.serve(
+                        scope, receive, send, self._dispatch, who=who, raw_key=raw_key
+                    )
+                    return
+            await self._dispatch(scope, receive, send)
         except asyncio.CancelledError:
             if task is None or not self.watchdog.claim(exchange, task):
                 raise  # not ours: shutdown, the server
@@ -324,6 +334,14 @@ class EdgeMiddleware:
         finally:
             if exchange.cut and task is not None:
                 self.watchdog.release(exchange, task)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
+        lane = self.lane
+        hot_route = None if lane is None else lane.match(scope)
+        if hot_route is None:
+            await self.app(scope, receive, send)
+        else:  # served here, past FastAPI's per-route machinery (`kit.lane`)
+            await lane.serve(hot_route, scope, receive, send)  # type: ignore[union-attr]
 
     def _counting(self, receive: Receive) -> Receive:
         """`receive` for a chunked body: counted as it streams, cut past the limit (the app's

@@ -17,11 +17,29 @@ def operation_id(route: APIRoute) -> str:
     return route.name
 
 
-def install(app: FastAPI, *, unlimited_paths: tuple[str, ...] = ()) -> None:
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
+    "description": "Send the same key to retry safely: the first answer is given again (for"
+    " 24 h) and the work done once; 409 while the first is running, 422 for another body"
+    " under the same key (draft-ietf-httpapi-idempotency-key-header).",
+}
+
+
+def install(
+    app: FastAPI,
+    *,
+    unlimited_paths: tuple[str, ...] = (),
+    idempotency_exempt: tuple[str, ...] = (),
+) -> None:
     """`unlimited_paths`: prefixes the rate limiter skips; every other operation documents its
     429, and every operation the 431 of the header limits and the 504 of the request timeout
-    (all made by middleware)."""
+    (all made by middleware). Every POST but under `idempotency_exempt` takes an
+    `Idempotency-Key` header (`kit.idempotency`), with its 409 and 422."""
     platform = problems(429, 431, 504)
+    idempotent = problems(409, 422)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
@@ -44,8 +62,12 @@ def install(app: FastAPI, *, unlimited_paths: tuple[str, ...] = ()) -> None:
         problem_ref = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
         for route, path in schema.get("paths", {}).items():
             limited = not route.startswith(unlimited_paths)
-            for op in path.values():
+            for method, op in path.items():
                 responses = op.setdefault("responses", {})
+                if method == "post" and not route.startswith(idempotency_exempt):
+                    op.setdefault("parameters", []).append(IDEMPOTENCY_KEY)
+                    for status, response in idempotent.items():
+                        responses.setdefault(str(status), response)
                 for status, response in platform.items():
                     if status != 429 or limited:
                         responses.setdefault(str(status), response)

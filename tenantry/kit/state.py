@@ -60,6 +60,10 @@ class StateStore(Protocol):
         request's changes do (and costs no transaction of its own); a store elsewhere (Redis)
         writes at once, whatever the request does."""
 
+    async def claim(self, namespace: str, key: str, value: JSON, ttl_s: float) -> bool:
+        """Store `value` only if no live value is there: of two concurrent claimers, one
+        gets True."""
+
     async def get(self, namespace: str, key: str) -> JSON | None: ...
     async def take(self, namespace: str, key: str) -> JSON | None:
         """Read and delete in one step: of two concurrent takers, one gets the value."""
@@ -123,6 +127,19 @@ class PostgresStateStore:
             await (await with_.connection()).execute(stmt)
         else:
             await self._run(stmt)
+
+    async def claim(self, namespace: str, key: str, value: JSON, ttl_s: float) -> bool:
+        _check(namespace, key)
+        now = self.clock()
+        stmt = insert(StateEntry).values(
+            namespace=namespace, key=key, value=value, expires_at=now + timedelta(seconds=ttl_s)
+        )
+        claimed = stmt.on_conflict_do_update(  # an expired value is as good as none
+            index_elements=[StateEntry.namespace, StateEntry.key],
+            set_={"value": stmt.excluded.value, "expires_at": stmt.excluded.expires_at},
+            where=StateEntry.expires_at <= now,
+        ).returning(StateEntry.key)
+        return (await self._run(claimed)).first() is not None
 
     async def get(self, namespace: str, key: str) -> JSON | None:
         _check(namespace, key)
@@ -211,6 +228,10 @@ class RedisStateStore:
     ) -> None:
         name, data, ms = self._key(namespace, key), orjson.dumps(value), max(1, int(ttl_s * 1000))
         await self._call(lambda: self.redis.set(name, data, px=ms))
+
+    async def claim(self, namespace: str, key: str, value: JSON, ttl_s: float) -> bool:
+        name, data, ms = self._key(namespace, key), orjson.dumps(value), max(1, int(ttl_s * 1000))
+        return bool(await self._call(lambda: self.redis.set(name, data, px=ms, nx=True)))
 
     async def get(self, namespace: str, key: str) -> JSON | None:
         name = self._key(namespace, key)

@@ -67,6 +67,29 @@ async def test_put_get_take_extend_delete(store: StateStore) -> None:
     assert await store.delete(ns, "k") is False
 
 
+async def test_a_claim_is_won_once_while_the_value_lives(store: StateStore) -> None:
+    ns = _ns()
+    # one at a time: the tests' transaction is one connection (the atomicity is the
+    # statement's own: INSERT ... ON CONFLICT, or Redis' SET NX)
+    won = [await store.claim(ns, "k", {"by": i}, ttl_s=60) for i in range(5)]
+    assert sorted(won) == [False, False, False, False, True]
+    winner = won.index(True)
+    assert await store.get(ns, "k") == {"by": winner}
+    assert await store.delete(ns, "k") is True
+    assert await store.claim(ns, "k", {"by": "again"}, ttl_s=60) is True
+
+
+async def test_an_expired_value_can_be_claimed(database: Database) -> None:
+    clock = Clock()
+    store = PostgresStateStore(database, clock=clock)
+    ns = _ns()
+    assert await store.claim(ns, "k", 1, ttl_s=10) is True
+    assert await store.claim(ns, "k", 2, ttl_s=10) is False
+    clock.now += timedelta(seconds=11)
+    assert await store.claim(ns, "k", 3, ttl_s=10) is True
+    assert await store.get(ns, "k") == 3
+
+
 async def test_namespaces_are_separate(store: StateStore) -> None:
     a, b = _ns(), _ns()
     await store.put(a, "same", "for a", ttl_s=60)
