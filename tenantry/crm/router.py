@@ -156,7 +156,7 @@ async def list_leads(
     summary="Add a lead for a customer (tells webhooks `lead.created`)",
     response_model=LeadOut,
     status_code=status.HTTP_201_CREATED,
-    responses=problems(400, 401, 413, 422),
+    responses=problems(400, 401, 404, 413, 422),
 )
 async def create_lead(
     body: LeadCreate, leads: Leads, session: SessionDep, principal: CurrentPrincipal

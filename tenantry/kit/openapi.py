@@ -37,9 +37,9 @@ def install(
     """`unlimited_paths`: prefixes the rate limiter skips; every other operation documents its
     429, and every operation the 431 of the header limits and the 504 of the request timeout
     (all made by middleware). Every POST but under `idempotency_exempt` takes an
-    `Idempotency-Key` header (`kit.idempotency`), with its 409 and 422."""
+    `Idempotency-Key` header (`kit.idempotency`), with its 400, 409 and 422."""
     platform = problems(429, 431, 504)
-    idempotent = problems(409, 422)
+    idempotent = problems(400, 409, 422)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:

@@ -159,7 +159,7 @@ async def list_zones(
     summary="Add a zone: postal-code prefixes in a region, owned by a team (owners and admins)",
     response_model=ZoneOut,
     status_code=status.HTTP_201_CREATED,
-    responses=problems(400, 401, 403, 409, 413, 422),
+    responses=problems(400, 401, 403, 404, 409, 413, 422),
 )
 async def create_zone(
     body: ZoneCreate, territories: Territories, session: SessionDep, admin: TenantAdmin
