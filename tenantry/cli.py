@@ -8,6 +8,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -120,8 +121,12 @@ def serve(
     port = port or settings.port
     url = _database_url()
     if settings.embedded:
-        # Worker processes share the server this process started (and stops on exit).
+        # Worker processes share the server this process started (and stops on exit), and
+        # this process starts it again if it dies.
         os.environ["TENANTRY_EMBEDDED_DATABASE_URL"] = url
+        from tenantry.kit import embedded
+
+        embedded.supervise(settings.embedded_pgdata, threading.Event())
     if migrate_first:
         with console.status("Migrating…"):
             migrations.upgrade(url)

@@ -114,6 +114,7 @@ class Settings(BaseSettings):
     # worker under PostgreSQL's default max_connections of 100.
     db_pool_size: int = Field(20, ge=1)
     db_max_overflow: int = Field(0, ge=0)
+    db_connect_timeout_s: float = Field(5, gt=0)
     db_pool_timeout: float = Field(30, gt=0)
     db_pool_recycle: int = Field(3600, ge=-1)
     # "idle": ping connections that sat idle DB_POOL_PING_IDLE_S or more (see kit/db.py);

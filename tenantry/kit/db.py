@@ -111,7 +111,12 @@ def make_engine(
         echo=settings.db_echo,
         # Errors and echoed statements never carry the parameters (password hashes, key HMACs).
         hide_parameters=True,
-        connect_args={"server_settings": {"application_name": application_name}},
+        # A database that does not answer fails the connect in DB_CONNECT_TIMEOUT_S (a 503,
+        # `kit.outage`) rather than asyncpg's 60 s.
+        connect_args={
+            "server_settings": {"application_name": application_name},
+            "timeout": settings.db_connect_timeout_s,
+        },
     )
     if settings.db_pool_pre_ping == "idle":
         _ping_when_idle(engine, settings.db_pool_ping_idle_s)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,43 @@ def _forget_dead_handles(pgdata: Path) -> None:
 
     pids = [pid for pid in json.loads(handles.read_text() or "[]") if psutil.pid_exists(pid)]
     handles.write_text(json.dumps(pids))
+
+
+def running(pgdata: Path) -> bool:
+    """Whether the server of `pgdata` runs: its postmaster.pid names a live process (not a
+    zombie: a killed postmaster may wait unreaped where nothing reaps orphans)."""
+    import psutil
+
+    pid_file = pgdata.expanduser().resolve() / "postmaster.pid"
+    try:
+        pid = int(pid_file.read_text().splitlines()[0])
+        return psutil.Process(pid).status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+    except (OSError, ValueError, IndexError, psutil.Error):
+        return False
+
+
+def supervise(pgdata: Path, stop: threading.Event, interval_s: float = 2.0) -> threading.Thread:
+    """Watch the server this process started for `pgdata` and start it again when it dies
+    (killed, crashed, stopped by hand): a daemon thread, until `stop` is set. Requests meanwhile
+    get 503 problems (`kit.outage`); the pool replaces its dead connections afterwards."""
+    pgdata = pgdata.expanduser().resolve()
+
+    def watch() -> None:
+        while not stop.wait(interval_s):
+            server = _servers.get(pgdata)
+            if server is None or running(pgdata):
+                continue
+            log.warning("embedded PostgreSQL at %s is not running; starting it again", pgdata)
+            try:
+                server.ensure_postgres_running()
+            except Exception as exc:  # its children may still be exiting: next round
+                log.warning("embedded PostgreSQL did not start yet (%s)", type(exc).__name__)
+            else:
+                log.warning("embedded PostgreSQL at %s is running again", pgdata)
+
+    thread = threading.Thread(target=watch, name="embedded-postgres-supervisor", daemon=True)
+    thread.start()
+    return thread
 
 
 def stop(pgdata: Path) -> None:

@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Match
 
+from tenantry.kit import outage
 from tenantry.kit.logging import get_logger
 from tenantry.kit.tracebacks import describe_exception
 
@@ -262,6 +263,10 @@ def _allowed_methods(request: Request) -> list[str]:
 async def _unhandled(request: Request, exc: Exception) -> Response:
     # Starlette's ServerErrorMiddleware calls this for what escaped the edge middleware, which
     # answers (and logs) every error of the app itself; see the module's docstring.
+    if outage.database_unavailable(exc):
+        outage.note(exc, request.scope.get("path"))
+        retry = {"Retry-After": str(outage.RETRY_AFTER_S)}
+        return problem_response(503, *outage.PROBLEM, request=request, headers=retry)
     log_unhandled(exc, request.scope)
     return problem_response(500, *INTERNAL_ERROR, request=request)
 

@@ -50,6 +50,7 @@ from typing import Any
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tenantry.kit import outage
 from tenantry.kit.asgi import Headers, new_request_id, security_headers, send_problem
 from tenantry.kit.asgi import valid_request_id as _valid_request_id
 from tenantry.kit.context import RequestContext, inflight
@@ -366,6 +367,12 @@ class EdgeMiddleware:
         # The request's transaction is already rolled back: the session dependency's scope
         # (`kit.deps`, `kit.db.session_scope`) closed as the error passed through it.
         started = exchange.status != 0  # the response start reached the server
+        if outage.database_unavailable(exc):
+            outage.note(exc, scope.get("path"))
+            if not started:
+                retry = (b"retry-after", b"%d" % outage.RETRY_AFTER_S)
+                await send_problem(scope, send, 503, *outage.PROBLEM, [retry])
+            return
         log_unhandled(exc, scope, route=self.routes.template(scope), response_started=started)
         if started:
             return  # incomplete: the server closes the connection
