@@ -17,11 +17,12 @@ from fastapi import FastAPI
 from tenantry import __version__
 from tenantry.admin.router import router as admin_router
 from tenantry.api_keys.router import router as api_keys_router
-from tenantry.api_keys.service import ApiKeysService
+from tenantry.api_keys.service import API_KEY_CACHE, ApiKeysService
 from tenantry.audit.router import router as audit_router
 from tenantry.auth.router import router as auth_router
 from tenantry.auth.service import AuthService
 from tenantry.authz.dependencies import Authenticators
+from tenantry.authz.service import PRINCIPAL_CACHE
 from tenantry.config import Settings, get_settings
 from tenantry.crm.router import activity_router, insights_router, leads_router
 from tenantry.crm.router import router as crm_router
@@ -29,7 +30,7 @@ from tenantry.kit import docs, errors, metrics, openapi
 from tenantry.kit import jobs as jobs_kit
 from tenantry.kit.cache_pg import PostgresBus
 from tenantry.kit.cache_redis import RedisTier
-from tenantry.kit.caches import unknown_overrides
+from tenantry.kit.caches import Caches, unknown_overrides
 from tenantry.kit.db import Database
 from tenantry.kit.http import Outbound
 from tenantry.kit.idempotency import Idempotency
@@ -42,7 +43,7 @@ from tenantry.kit.ratelimit import Policy, RateLimiter
 from tenantry.kit.redis import RedisHealth
 from tenantry.kit.redis import make_client as make_redis
 from tenantry.kit.routes import RouteIndex, RouteTemplates, include_flat
-from tenantry.kit.security import configure_password_hashing
+from tenantry.kit.security import TOKEN_CLAIMS_CACHE, configure_password_hashing
 from tenantry.kit.state import PostgresStateStore, RedisStateStore, sweep_forever
 from tenantry.onboarding import tasks as onboarding_tasks
 from tenantry.onboarding.router import admin_router as onboarding_admin_router
@@ -116,13 +117,26 @@ def _start_shared_state(app: FastAPI, settings: Settings) -> list[Coroutine[Any,
         platform.redis_health = health
         platform.state = RedisStateStore(redis, prefix=settings.redis_prefix, health=health)
         app.state.state_store = platform.state
-        return [caches.listen()]
+        return [caches.listen(), _distrust_while_deaf(caches, settings)]
     bus = PostgresBus(platform.db.url)
     caches.attach(bus)
     store = PostgresStateStore(platform.db)
     platform.redis_health = None
     platform.state = app.state.state_store = store
-    return [caches.listen(), sweep_forever(store, settings.state_sweep_interval_s)]
+    return [
+        caches.listen(),
+        sweep_forever(store, settings.state_sweep_interval_s),
+        _distrust_while_deaf(caches, settings),
+    ]
+
+
+# Who may act: a revocation elsewhere must reach these within CACHE_TRUST_WITHOUT_BUS_S even
+# while the invalidation bus is down.
+ACCESS_CACHES = (PRINCIPAL_CACHE.name, API_KEY_CACHE.name, TOKEN_CLAIMS_CACHE.name)
+
+
+def _distrust_while_deaf(caches: Caches, settings: Settings) -> Coroutine[Any, Any, None]:
+    return caches.distrust_while_deaf(ACCESS_CACHES, settings.cache_trust_without_bus_s)
 
 
 async def _preload_zones(platform: Platform) -> None:

@@ -199,6 +199,9 @@ class Settings(BaseSettings):
     # Request headers, all together (names and values) and by count: past either, 431.
     max_header_bytes: int = Field(16_384, ge=1024)
     max_headers: int = Field(100, ge=10)
+    # While the cache invalidation bus is down, cached principals, API keys and verified
+    # tokens are trusted this long at most (a revocation on another instance is then unheard).
+    cache_trust_without_bus_s: float = Field(5, gt=0)
     # How long the answer to a POST with an `Idempotency-Key` is kept (and given again).
     idempotency_ttl_s: float = Field(86_400, gt=0)
     # What one company may keep: past these, adding another is a 409 problem.

@@ -223,6 +223,19 @@ class Caches:
         if self.bus is not None:
             await self.bus.listen(self.on_message, self.on_reconnect)
 
+    async def distrust_while_deaf(self, names: Iterable[str], trust_s: float) -> None:
+        """While the bus is down this instance cannot hear another's invalidations, a revoked
+        key or a deactivated user included: every `trust_s` seconds meanwhile, the caches
+        `names` (who may act) are emptied here, so nothing in them is trusted for longer.
+        (Once the bus is back, `on_reconnect` empties every cache.)"""
+        watched = [cache for name in names if (cache := self._caches.get(name)) is not None]
+        while True:
+            await asyncio.sleep(trust_s)
+            bus = self.bus
+            if bus is not None and not bus.ready.is_set():
+                for cache in watched:
+                    cache.drop_local(None)
+
     def stats(self) -> list[CacheStats]:
         return [cache.stats() for cache in self._caches.values()]
 
