@@ -10,7 +10,13 @@ from fastapi.routing import APIRoute
 from starlette.routing import Route
 
 from tenantry import __version__
-from tenantry.app import API_PREFIX, API_ROUTERS, create_app
+from tenantry.app import (
+    API_PREFIX,
+    API_ROUTERS,
+    IDEMPOTENCY_EXEMPT,
+    UNLIMITED_PATHS,
+    create_app,
+)
 from tenantry.config import Settings
 from tenantry.kit import openapi
 from tenantry.kit.routes import RouteIndex
@@ -33,7 +39,7 @@ def _nested_document(app: FastAPI) -> dict[str, Any]:
         api.include_router(router)
     nested.include_router(api)
     nested.include_router(ops_router)
-    openapi.install(nested, unlimited_paths=("/healthz", "/readyz", "/metrics"))
+    openapi.install(nested, unlimited_paths=UNLIMITED_PATHS, idempotency_exempt=IDEMPOTENCY_EXEMPT)
     return nested.openapi()
 
 
