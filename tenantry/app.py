@@ -89,6 +89,17 @@ UNLIMITED_PATHS = ("/healthz", "/readyz", "/metrics")
 # POSTs that take no Idempotency-Key: a login creates nothing, and its answer (a token) is not
 # to be kept anywhere.
 IDEMPOTENCY_EXEMPT = (API_PREFIX + "/auth/",)
+# OpenAPI links beyond "a POST's 201 feeds the id of the operations under its path"
+# (`kit.openapi.add_links`): (POST path, target operation, parameter, runtime expression).
+OPENAPI_LINKS = (
+    (API_PREFIX + "/sync", "get_sync_run", "run_id", "$response.body#/task_id"),
+    (
+        API_PREFIX + "/onboarding/company-profile",
+        "get_onboarding_session",
+        "session_id",
+        "$response.body#/session_id",
+    ),
+)
 
 
 def make_rate_limiter(settings: Settings) -> RateLimiter:
@@ -258,7 +269,12 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     include_flat(app, ops_router)
 
     errors.install(app)
-    openapi.install(app, unlimited_paths=UNLIMITED_PATHS, idempotency_exempt=IDEMPOTENCY_EXEMPT)
+    openapi.install(
+        app,
+        unlimited_paths=UNLIMITED_PATHS,
+        idempotency_exempt=IDEMPOTENCY_EXEMPT,
+        links=OPENAPI_LINKS,
+    )
     if settings.serves_docs:
         docs.install(app)
     # The hot routes, once every route is in the table (`kit.lane`).

@@ -3,6 +3,7 @@ responses instead of FastAPI's default validation schema, and the bearer scheme.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import FastAPI
@@ -28,11 +29,43 @@ IDEMPOTENCY_KEY = {
 }
 
 
+Link = tuple[str, str, str, str]  # (POST path, target operationId, parameter, expression)
+
+
+def add_links(paths: dict[str, Any], extra: tuple[Link, ...] = ()) -> None:
+    """OpenAPI links from what a POST creates to what takes its id: the 201 of `POST /things`
+    feeds `{thing_id}` of every operation under `/things/{thing_id}` (its own id,
+    `$response.body#/id`), and `extra` says the rest. A generated client (and the schema
+    fuzzer, stateful) follows them."""
+
+    def link(post: dict[str, Any], target: dict[str, Any], name: str, expression: str) -> None:
+        created = next(post["responses"][c] for c in ("201", "202") if c in post["responses"])
+        created.setdefault("links", {})[target["operationId"]] = {
+            "operationId": target["operationId"],
+            "parameters": {name: expression},
+        }
+
+    for path, item in paths.items():
+        post = item.get("post")
+        if post is None or not {"201", "202"} & set(post["responses"]):
+            continue
+        under = re.compile(re.escape(path) + r"/\{(\w+)\}(/[^{}]+)?")
+        for other, other_item in paths.items():
+            found = under.fullmatch(other)
+            if found is not None:
+                for target in other_item.values():
+                    link(post, target, found.group(1), "$response.body#/id")
+    by_id = {op["operationId"]: op for item in paths.values() for op in item.values()}
+    for path, target, name, expression in extra:
+        link(paths[path]["post"], by_id[target], name, expression)
+
+
 def install(
     app: FastAPI,
     *,
     unlimited_paths: tuple[str, ...] = (),
     idempotency_exempt: tuple[str, ...] = (),
+    links: tuple[Link, ...] = (),
 ) -> None:
     """`unlimited_paths`: prefixes the rate limiter skips; every other operation documents its
     429, and every operation the 431 of the header limits and the 504 of the request timeout
@@ -76,6 +109,7 @@ def install(
                         "description": "Request validation failed; `errors` names each field",
                         "content": problem_ref,
                     }
+        add_links(schema.get("paths", {}), links)
         app.openapi_schema = schema
         return schema
 

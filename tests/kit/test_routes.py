@@ -14,6 +14,7 @@ from tenantry.app import (
     API_PREFIX,
     API_ROUTERS,
     IDEMPOTENCY_EXEMPT,
+    OPENAPI_LINKS,
     UNLIMITED_PATHS,
     create_app,
 )
@@ -39,7 +40,12 @@ def _nested_document(app: FastAPI) -> dict[str, Any]:
         api.include_router(router)
     nested.include_router(api)
     nested.include_router(ops_router)
-    openapi.install(nested, unlimited_paths=UNLIMITED_PATHS, idempotency_exempt=IDEMPOTENCY_EXEMPT)
+    openapi.install(
+        nested,
+        unlimited_paths=UNLIMITED_PATHS,
+        idempotency_exempt=IDEMPOTENCY_EXEMPT,
+        links=OPENAPI_LINKS,
+    )
     return nested.openapi()
 
 

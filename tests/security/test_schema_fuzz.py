@@ -6,7 +6,10 @@ error `application/problem+json`), with a body matching its documented schema.
 
 Path parameters are, in turn, generated (unknown ids: 404s) and the caller's own rows (made
 through the API first, `test_isolation_matrix.company`), so operations are reached past their
-lookups. The run's size is `FUZZ_EXAMPLES` examples per operation, mode and caller (default
+lookups. And statefully, along the document's own links (`kit.openapi.add_links`): each
+link's POST is generated and sent, and what it created feeds the linked operations' cases.
+
+The run's size is `FUZZ_EXAMPLES` examples per operation, mode and caller (default
 5: well inside the CI budget, ~2,000 requests); a longer run is
 
     FUZZ_EXAMPLES=100 script/test tests/security/test_schema_fuzz.py
@@ -134,3 +137,50 @@ async def test_every_operation_answers_as_documented(world: World, app: FastAPI,
     print(f"{role}: {len(cases)} requests, statuses {dict(sorted(statuses.items()))}")
     assert not failures, f"{len(failures)} failures:\n" + "\n".join(sorted(set(failures))[:40])
     assert statuses[200] + statuses[201] + statuses[204] > len(cases) // 10  # not only refusals
+
+
+def _pointer(body: Any, expression: str) -> Any:
+    """A `$response.body#/a/b` runtime expression against a decoded body."""
+    for part in expression.removeprefix("$response.body#/").split("/"):
+        body = body[part]
+    return body
+
+
+async def test_responses_feed_the_operations_they_link_to(world: World, app: FastAPI) -> None:
+    owner, _ = await company(world)
+    spec = app.openapi()
+    schema = schemathesis.openapi.from_dict(spec)
+    followed: Counter[str] = Counter()
+    failures: list[str] = []
+    for item in spec["paths"].values():
+        post = item.get("post")
+        if post is None:
+            continue
+        links = [link for r in post["responses"].values() for link in r.get("links", {}).values()]
+        if not links:
+            continue
+        # what deletes the new row goes last: what follows a delete finds nothing, rightly
+        links.sort(
+            key=lambda link: schema.find_operation_by_id(link["operationId"]).method == "delete"
+        )
+        source = schema.find_operation_by_id(post["operationId"])
+        for case in _draw(source.as_strategy(), EXAMPLES):
+            made = await _send(world.client, case, owner)
+            if made.status_code not in (201, 202):
+                continue
+            for link in links:
+                target = schema.find_operation_by_id(link["operationId"])
+                given = {n: _pointer(made.json(), e) for n, e in link["parameters"].items()}
+                strategy = target.as_strategy(path_parameters=given)
+                for follow in _draw(strategy, 2):
+                    response = await _send(world.client, follow, owner)
+                    followed[f"{response.status_code}"] += 1
+                    try:
+                        follow.validate_response(response, checks=CHECKS)
+                    except (AssertionError, FailureGroup) as exc:
+                        failures.append(f"{link['operationId']} -> {response.status_code}: {exc}")
+                    if response.status_code == 404 and follow.method != "DELETE":
+                        failures.append(f"{link['operationId']}: the linked id was not found")
+    print(f"followed links: {dict(followed)}")
+    assert not failures, "\n".join(failures[:20])
+    assert sum(followed.values()) >= 20
