@@ -6,54 +6,29 @@ B; B, deaf while its bus is down, trusts its cached principals only
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
 import time
-from collections.abc import Iterator
-
-import pytest
 
 from tenantry.config import Settings
 from tenantry.kit.db import Database
+from tests.resilience.conftest import PrivateRedis
 from tests.support.platform import eventually, two_instances
 from tests.support.world import CommittedWorld, login
 
 ME = "/api/v1/users/me"
 
 
-@pytest.fixture
-def private_redis() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed: the bus outage needs a Redis to kill")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.05)
-    yield f"redis://127.0.0.1:{port}/0", process
-    process.kill()
-    process.wait()
-
-
 async def test_a_deactivation_is_refused_everywhere_within_seconds_while_redis_is_down(
     settings: Settings,
     committed: CommittedWorld,
     committed_db: Database,
-    private_redis: tuple[str, subprocess.Popen[bytes]],
+    private_redis: PrivateRedis,
 ) -> None:
-    url, redis = private_redis
     deaf = settings.model_copy(
-        update={"redis_url": url, "cache_trust_without_bus_s": 0.5, "redis_retry_s": 0.2}
+        update={
+            "redis_url": private_redis.url,
+            "cache_trust_without_bus_s": 0.5,
+            "redis_retry_s": 0.2,
+        }
     )
     tenant = await committed.tenant()
     owner = await committed.user(tenant, "owner", login=False)
@@ -61,8 +36,7 @@ async def test_a_deactivation_is_refused_everywhere_within_seconds_while_redis_i
     async with two_instances(deaf, committed_db) as (a, b):
         owner_h, member_h = await login(a, owner.email), await login(b, member.email)
         assert (await b.get(ME, headers=member_h)).status_code == 200  # cached on B now
-        redis.kill()
-        redis.wait()
+        private_redis.kill()
         r = await a.patch(f"/api/v1/users/{member.id}", json={"is_active": False}, headers=owner_h)
         assert r.status_code == 200  # the change is made; B cannot be told
         started = time.monotonic()
