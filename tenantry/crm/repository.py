@@ -58,6 +58,10 @@ class CustomerRepository(TenantRepository[Customer]):
             stmt = stmt.where(self.search_text().like(_like(q), escape="\\"))
         return list((await self.session.execute(stmt)).scalars())
 
+    async def lean_by_id(self, customer_id: uuid.UUID) -> Any | None:
+        """The customer's columns on the lean path (no transaction, no ORM entity)."""
+        return await self.read_one(_CUSTOMER_BY_ID, id=customer_id)
+
     async def remove(self, customer_id: uuid.UUID) -> bool:
         stmt = self.delete().where(Customer.id == customer_id)
         return bool((await self.session.execute(stmt)).rowcount)  # type: ignore[attr-defined]
@@ -88,6 +92,22 @@ class CustomerRepository(TenantRepository[Customer]):
             _INSERTED,
         )
         return list((await self.session.execute(upsert)).all())
+
+
+_CUSTOMER_BY_ID = LeanQuery.of(
+    CustomerRepository.lean(
+        Customer.id,
+        Customer.name,
+        Customer.email,
+        Customer.phone,
+        Customer.postal_code,
+        Customer.zone_id,
+        Customer.source_id,
+        Customer.external_id,
+        Customer.created_at,
+        Customer.updated_at,
+    ).where(Customer.id == bindparam("id"))
+)
 
 
 class LeadRepository(TenantRepository[Lead]):

@@ -34,7 +34,7 @@ from tenantry.crm.schemas import (
     Timeline,
 )
 from tenantry.crm.service import CrmService
-from tenantry.kit.conditional import NOT_MODIFIED, cached_json
+from tenantry.kit.conditional import NOT_MODIFIED, cached_json, model_json
 from tenantry.kit.cursor import Cursor, Limit
 from tenantry.kit.deps import ReaderDep, SessionDep
 from tenantry.kit.errors import problems
@@ -82,9 +82,10 @@ async def create_customer(
     responses=problems(401, 404, 422),
 )
 async def get_customer(
-    customer_id: uuid.UUID, crm: Crm, session: SessionDep, principal: CurrentPrincipal
-) -> CustomerOut:
-    return CustomerOut.model_validate(await crm.customer(session, principal.scope, customer_id))
+    customer_id: uuid.UUID, crm: Crm, reader: ReaderDep, principal: CurrentPrincipal
+) -> Response:
+    """One statement on the lean path, no transaction."""
+    return model_json(await crm.customer_out(reader, principal.scope, customer_id))
 
 
 @router.patch(

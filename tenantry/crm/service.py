@@ -20,6 +20,7 @@ from tenantry.crm.schemas import (
     ImportedCustomer,
 )
 from tenantry.kit import cursor as cursor_kit
+from tenantry.kit.db import Reader
 from tenantry.kit.errors import Invalid, NotFound
 from tenantry.kit.platform import Service
 from tenantry.kit.repository import TenantScope
@@ -51,6 +52,15 @@ class CrmService(Service):
         )
         items = [CustomerOut.model_validate(row) for row in rows]
         return CustomerList.of(rows, items, limit=limit)
+
+    async def customer_out(
+        self, reader: Reader, scope: TenantScope, customer_id: uuid.UUID
+    ) -> CustomerOut:
+        """One customer, read on the lean path: one statement, no transaction."""
+        row = await CustomerRepository(reader, scope).lean_by_id(customer_id)
+        if row is None:
+            raise NotFound("No such customer in your company.")
+        return CustomerOut.model_validate(dict(row))
 
     async def customer(
         self, session: AsyncSession, scope: TenantScope, customer_id: uuid.UUID
