@@ -115,6 +115,7 @@ def serve(
     import uvicorn
 
     from tenantry.demo import demo_logins
+    from tenantry.kit.server import ProblemHttpToolsProtocol
 
     settings = get_settings()
     host = host or settings.host
@@ -155,7 +156,9 @@ def serve(
             port=port,
             workers=workers,
             loop="uvloop",
-            http="httptools",
+            # httptools, with problem documents for what its parser refuses, and the request
+            # head bounded as it arrives (`kit.server`).
+            http=ProblemHttpToolsProtocol,
             # Logging is ours (kit/logging.py, set up by create_app in every worker), and so is
             # the access log (the edge middleware, `kit.middleware`).
             log_config=None,

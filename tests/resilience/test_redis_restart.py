@@ -18,6 +18,14 @@ async def test_writes_go_on_while_redis_is_down_and_after_it_returns(
     serve: Callable[..., Server], private_redis: PrivateRedis
 ) -> None:
     server = serve(REDIS_URL=private_redis.url, REDIS_RETRY_S="0.5")
+    # By the way: the server runs Tenantry's HTTP protocol (`kit.server`), whose refusals are
+    # problem documents too.
+    host, port = server.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Bad: a\x00b\r\n\r\n")
+    refused = await reader.read()
+    writer.close()
+    assert refused.startswith(b"HTTP/1.1 400 ") and b"application/problem+json" in refused
     async with httpx.AsyncClient(base_url=server.url, timeout=REQUEST_TIMEOUT_S + 5) as client:
         load = await Writes.as_demo_owner(client)
         load.start()
