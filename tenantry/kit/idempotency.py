@@ -74,7 +74,7 @@ class Idempotency:
         raw_key: bytes,
     ) -> None:
         if not _VISIBLE_ASCII.match(raw_key):
-            await _problem(
+            await send_problem(
                 scope,
                 send,
                 400,
@@ -98,7 +98,7 @@ class Idempotency:
                     NAMESPACE, key, {"state": "running", "fp": fingerprint}, self.running_ttl_s
                 )
         except StateUnavailable:
-            await _problem(
+            await send_problem(
                 scope,
                 send,
                 503,
@@ -114,7 +114,7 @@ class Idempotency:
 
     async def _answer_again(self, scope: Scope, send: Send, found: Any, fingerprint: str) -> None:
         if found is not None and found["fp"] != fingerprint:
-            await _problem(
+            await send_problem(
                 scope,
                 send,
                 422,
@@ -122,18 +122,8 @@ class Idempotency:
                 "Idempotency-Key reused",
                 "This Idempotency-Key was sent with another body; use a new key for a new request.",
             )
-        elif found is None:
-            await _problem(
-                scope,
-                send,
-                409,
-                "request-in-progress",
-                "Request in progress",
-                "A request with this Idempotency-Key is in progress; retry shortly.",
-                [(b"retry-after", b"1")],
-            )
-        elif found["state"] == "running":
-            await _problem(
+        elif found is None or found["state"] == "running":  # (None: it just ended)
+            await send_problem(
                 scope,
                 send,
                 409,
@@ -215,15 +205,3 @@ async def _read_body(receive: Receive) -> bytes:
         if not message.get("more_body", False):
             break
     return b"".join(chunks)
-
-
-async def _problem(
-    scope: Scope,
-    send: Send,
-    status: int,
-    slug: str,
-    title: str,
-    detail: str,
-    headers: list[tuple[bytes, bytes]] | None = None,
-) -> None:
-    await send_problem(scope, send, status, slug, title, detail, headers or [])

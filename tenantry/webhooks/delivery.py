@@ -6,16 +6,18 @@ it. The `webhook-id` is the delivery's own, the same on every try, so a receiver
 message it already has; the timestamp and signature are made afresh for each try.
 
 A 2xx within OUTBOUND_READ_TIMEOUT_S (15 s) is success. Anything else is a failed try, recorded:
-a 3xx (redirects are not followed), a 4xx or 5xx, a timeout, a refused address, an open
-circuit (a breaker per endpoint). A 410 disables the endpoint. A 429 comes back after its
-`Retry-After`. Otherwise the next try follows Svix's schedule (immediately, then 5 s, 5 min,
-30 min, 2 h, 5 h, 10 h, 10 h, each with jitter); after the last, the delivery has failed. A
-retry asked for by hand is one try.
+a 3xx (redirects are not followed), a 4xx or 5xx, a timeout, a refused address. An open
+circuit (a breaker per endpoint: the receiver failed often just now) sends nothing and spends
+no try: the try waits for the circuit's cool-down instead. A 410 disables the endpoint. A
+429 comes back after its `Retry-After`. Otherwise the next try follows Svix's schedule
+(immediately, then 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h, each with jitter); after the last,
+the delivery has failed. A retry asked for by hand is one try.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -82,9 +84,14 @@ class Deliverer:
             message_id, payload = delivery.message_id, delivery.payload
 
         started = time.monotonic()
-        status_code, error, retry_after = await self._send(
-            url, endpoint_id, secret, message_id, payload
-        )
+        try:
+            status_code, error, retry_after = await self._send(
+                url, endpoint_id, secret, message_id, payload
+            )
+        except CircuitOpen as exc:
+            if not manual:  # nothing was sent: no try spent, wait for the circuit instead
+                await self._postpone(str(exc))
+            status_code, error, retry_after = None, str(exc), None
         took_ms = int((time.monotonic() - started) * 1000)
         return await self._record(number, status_code, error, retry_after, took_ms, manual=manual)
 
@@ -115,8 +122,6 @@ class Deliverer:
             )
         except UpstreamError as exc:
             return exc.response.status_code, f"answered {exc.response.status_code}", None
-        except CircuitOpen as exc:
-            return None, str(exc), None
         except httpx.TimeoutException:
             return None, "no answer in time", None
         except httpx.HTTPError as exc:
@@ -128,6 +133,21 @@ class Deliverer:
             f"answered {response.status_code}",
             response.headers.get("retry-after"),
         )
+
+    async def _postpone(self, reason: str) -> None:
+        """The endpoint's circuit is open (it failed often just now): this try waits until the
+        circuit may close, and is not counted (a receiver down for a moment would otherwise
+        push every delivery to the schedule's 5-minute slot). Jittered, so the deliveries
+        waiting on one endpoint do not all come back at once."""
+        jitter = 1 + random.random() * 0.2  # noqa: S311 - spreading, not a secret
+        wait = self.platform.settings.outbound_breaker_cooldown_s * jitter
+        async with unit_of_work(self.platform) as session:
+            delivery = await DeliveryRepository(session, self.scope).get(self.delivery_id)
+            assert delivery is not None
+            delivery.last_error = reason
+            delivery.next_attempt_at = datetime.now(UTC) + timedelta(seconds=wait)
+        metrics.record_event("webhook_try", "postponed")
+        raise RetryIn(wait, reason)
 
     async def _record(
         self,

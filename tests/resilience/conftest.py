@@ -183,3 +183,40 @@ class Writes:
             if r.status_code != 200:
                 gone.append(customer_id)
         return gone
+
+
+def embedded_url(pgdata: Path, database: str = "tenantry") -> str:
+    """The URL of the embedded server `tenantry serve` started (its postmaster.pid says where
+    its socket is), for another process to share it."""
+    lines = (pgdata / "postmaster.pid").read_text().splitlines()
+    return f"postgresql://postgres:@/{database}?host={lines[4]}"
+
+
+@pytest.fixture
+def workers(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    """`start(server, **env)`: a `tenantry worker` process on the server's database."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(server: Server, **extra: str) -> subprocess.Popen[bytes]:
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("REDIS_URL", "TENANTRY_EMBEDDED_DATABASE_URL")
+        }
+        env.update(DATABASE_URL=embedded_url(server.pgdata), LOG_FORMAT="console", **extra)
+        log = (tmp_path / f"worker-{len(started)}.log").open("wb")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tenantry.cli", "worker"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
