@@ -31,6 +31,8 @@ from typing import Any
 import asyncpg
 import httpx
 
+from tenantry.kit.context import count_queries
+
 BIG_TABLES = {"customers", "leads", "lead_status_history", "call_log", "messages"}
 OWNER = "owner@acme.example"
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -135,14 +137,12 @@ async def explain_lists(
 ) -> list[Explained]:
     """Each list requested of `app` (its lifespan running) as acme's owner, with its caches
     emptied first, and every statement it ran explained on `dsn`."""
-    from tenantry.kit.context import count_queries
-
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://explain") as client:
         r = await client.post("/api/v1/auth/login", json={"email": OWNER, "password": password})
         r.raise_for_status()
         headers = {"Authorization": f"Bearer {r.json()['access_token']}"}
-        return await _each(app, client, dsn, headers, price_out_seqscan, count_queries)
+        return await _each(app, client, dsn, headers, price_out_seqscan)
 
 
 async def _each(
@@ -151,7 +151,6 @@ async def _each(
     dsn: str,
     headers: dict[str, str],
     price_out_seqscan: bool,
-    count_queries: Any,
 ) -> list[Explained]:
     conn = await asyncpg.connect(dsn)
     try:

@@ -16,11 +16,8 @@ What it does, from the outside in (the order is written here and only here):
    problem documents included.
 5. request timeout (`kit.timeout`): a 504 problem after `timeout_s`, the request's transaction
    rolled back.
-6. size limits: a 431 problem for more header bytes than `max_header_bytes` or more headers
-   than `max_headers` (the server has read them by then: the proxy in front bounds what is
-   read, `deploy/nginx.conf`; this bounds what the app works on); a 413 problem for a declared
-   `Content-Length` over `max_body_bytes` before the app runs; a chunked body is counted as it
-   streams and cut at the limit.
+6. size limits (`kit.limits`): 431 past the header count or bytes, 413 past a declared body
+   size, before the app runs; a chunked body is counted as it streams and cut at the limit.
 7. rate limit (`kit.ratelimit`): verifies the bearer token once and stashes the claims (the
    decode-once contract, `kit.security`), counts the request against its route class's policy,
    429 past it; the RateLimit-Policy and RateLimit headers on every limited response.
@@ -54,11 +51,12 @@ from tenantry.kit import outage
 from tenantry.kit.asgi import Headers, new_request_id, security_headers, send_problem
 from tenantry.kit.asgi import valid_request_id as _valid_request_id
 from tenantry.kit.context import RequestContext, inflight
-from tenantry.kit.errors import INTERNAL_ERROR, PayloadTooLarge, log_unhandled
+from tenantry.kit.errors import INTERNAL_ERROR, log_unhandled
 from tenantry.kit.gzip import GzipSend, accepts_gzip
 from tenantry.kit.idempotency import HEADER as IDEMPOTENCY_HEADER
 from tenantry.kit.idempotency import Idempotency, applies, principal_key
 from tenantry.kit.lane import Lane
+from tenantry.kit.limits import SizeLimits
 from tenantry.kit.logging import access_line, get_logger
 from tenantry.kit.metrics import RequestMetrics
 from tenantry.kit.ratelimit import RateLimiter, refuse
@@ -152,9 +150,7 @@ class EdgeMiddleware:
         self.lane = lane
         self.watchdog = Watchdog(timeout_s)
         self.timeout_s = timeout_s
-        self.max_body_bytes = max_body_bytes
-        self.max_header_bytes = max_header_bytes
-        self.max_headers = max_headers
+        self.sizes = SizeLimits(max_body_bytes, max_header_bytes, max_headers)
         self.idempotency = idempotency
         self.idempotency_exempt = idempotency_exempt
         self.gzip_min_bytes = gzip_min_bytes
@@ -263,33 +259,11 @@ class EdgeMiddleware:
         if accept is not None and accepts_gzip(accept):
             send = GzipSend(send, min_bytes=self.gzip_min_bytes, level=self.gzip_level)
         try:
-            raw = scope["headers"]
-            if len(raw) > self.max_headers or (
-                sum(len(name) + len(value) for name, value in raw) > self.max_header_bytes
-            ):
-                await send_problem(
-                    scope,
-                    send,
-                    431,
-                    "request-header-fields-too-large",
-                    "Request header fields too large",
-                    f"At most {self.max_headers} headers of {self.max_header_bytes} bytes in all.",
-                    [(b"connection", b"close")],
-                )
+            sizes = self.sizes
+            if await sizes.refused(scope, send, headers):
                 return
             if b"transfer-encoding" in headers:  # chunked: counted as it streams
-                receive = self._counting(receive)
-            elif _over(headers.get(b"content-length"), self.max_body_bytes):
-                await send_problem(
-                    scope,
-                    send,
-                    413,
-                    PayloadTooLarge.slug,
-                    PayloadTooLarge.title,
-                    self._too_large(),
-                    [(b"connection", b"close")],
-                )
-                return
+                receive = sizes.counting(receive)
             auth = headers.get(b"authorization")
             claims = None if auth is None else verify_bearer(scope["app"].state.tokens, auth)
             exchange.state[TOKEN_CLAIMS] = claims  # the decode-once contract, `kit.security`
@@ -344,25 +318,6 @@ class EdgeMiddleware:
         else:  # served here, past FastAPI's per-route machinery (`kit.lane`)
             await lane.serve(hot_route, scope, receive, send)  # type: ignore[union-attr]
 
-    def _counting(self, receive: Receive) -> Receive:
-        """`receive` for a chunked body: counted as it streams, cut past the limit (the app's
-        error handler renders the 413)."""
-        seen = 0
-
-        async def limited_receive() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_body_bytes:
-                    raise PayloadTooLarge(self._too_large())
-            return message
-
-        return limited_receive
-
-    def _too_large(self) -> str:
-        return f"The request body is larger than the limit of {self.max_body_bytes} bytes."
-
     async def _failed(self, scope: Scope, send: Send, exchange: _Exchange, exc: Exception) -> None:
         # The request's transaction is already rolled back: the session dependency's scope
         # (`kit.deps`, `kit.db.session_scope`) closed as the error passed through it.
@@ -396,10 +351,3 @@ class EdgeMiddleware:
             f"The request took longer than {self.timeout_s:g} s and was stopped; "
             "none of its changes were saved.",
         )
-
-
-def _over(length: bytes | None, limit: int) -> bool:
-    try:
-        return length is not None and int(length) > limit
-    except ValueError:
-        return False

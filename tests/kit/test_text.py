@@ -32,7 +32,7 @@ from tenantry.kit.text import (
     text,
 )
 from tests.support.asserts import assert_problem
-from tests.support.openapi import minimal_body, resolve
+from tests.support.openapi import json_bodies, minimal_body, resolve
 from tests.support.world import Account, World
 
 NUL = "a\x00b"
@@ -422,30 +422,23 @@ class Slot:
 def body_slots(spec: dict[str, Any]) -> list[Slot]:
     components = spec["components"]["schemas"]
     slots = []
-    for path, item in spec["paths"].items():
-        for method, op in item.items():
-            content = op.get("requestBody", {}).get("content", {})
-            if "application/json" not in content:
+    for method, path, op, model in json_bodies(spec):
+        props = {k: resolve(v, components) for k, v in model["properties"].items()}
+        body = minimal_body(op, components)
+        assert body is not None
+        slots.append(Slot(method, path, body, "", "extra key"))
+        for name, prop in props.items():
+            kind = prop.get("type")
+            if kind == "string":
+                shapes = ["value"]
+            elif kind == "array" and resolve(prop["items"], components).get("type") == ("string"):
+                shapes = ["item"]
+            elif kind == "object":
+                values = prop.get("additionalProperties", True)
+                shapes = ["key"] + (["object value"] if values in (True, {}) else [])
+            else:
                 continue
-            model = resolve(content["application/json"]["schema"], components)
-            props = {k: resolve(v, components) for k, v in model["properties"].items()}
-            body = minimal_body(op, components)
-            assert body is not None
-            slots.append(Slot(method.upper(), path, body, "", "extra key"))
-            for name, prop in props.items():
-                kind = prop.get("type")
-                if kind == "string":
-                    shapes = ["value"]
-                elif kind == "array" and resolve(prop["items"], components).get("type") == (
-                    "string"
-                ):
-                    shapes = ["item"]
-                elif kind == "object":
-                    values = prop.get("additionalProperties", True)
-                    shapes = ["key"] + (["object value"] if values in (True, {}) else [])
-                else:
-                    continue
-                slots += [Slot(method.upper(), path, body, name, shape) for shape in shapes]
+            slots += [Slot(method, path, body, name, shape) for shape in shapes]
     return slots
 
 

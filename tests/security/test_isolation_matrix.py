@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.models import Base
 from tests.support.asserts import assert_problem
-from tests.support.openapi import minimal, minimal_body, resolve
+from tests.support.openapi import json_bodies, minimal, minimal_body, resolve
 from tests.support.world import Account, World
 
 API = "/api/v1"
@@ -205,17 +205,12 @@ def _references(app: FastAPI) -> list[tuple[str, str, str]]:
     spec = app.openapi()
     components = spec["components"]["schemas"]
     found = []
-    for path, item in spec["paths"].items():
-        for method, op in item.items():
-            content = op.get("requestBody", {}).get("content", {})
-            if "application/json" not in content:
-                continue
-            model = resolve(content["application/json"]["schema"], components)
-            for field, prop in model.get("properties", {}).items():
-                prop = resolve(prop, components)
-                item_schema = resolve(prop.get("items", {}), components)
-                if "uuid" in (prop.get("format"), item_schema.get("format")):
-                    found.append((method.upper(), path, field))
+    for method, path, _, model in json_bodies(spec):
+        for field, prop in model.get("properties", {}).items():
+            prop = resolve(prop, components)
+            item_schema = resolve(prop.get("items", {}), components)
+            if "uuid" in (prop.get("format"), item_schema.get("format")):
+                found.append((method, path, field))
     return found
 
 

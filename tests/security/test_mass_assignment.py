@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from tests.support.openapi import minimal_body, resolve
+from tests.support.openapi import json_bodies, minimal_body
 from tests.support.world import World
 
 SMUGGLED = (
@@ -31,13 +31,10 @@ def _bodies(app: FastAPI) -> list[tuple[str, str, dict[str, Any], set[str]]]:
     spec = app.openapi()
     components = spec["components"]["schemas"]
     found = []
-    for path, item in spec["paths"].items():
-        for method, op in item.items():
-            body = minimal_body(op, components)
-            if body is None:
-                continue
-            model = resolve(op["requestBody"]["content"]["application/json"]["schema"], components)
-            found.append((method.upper(), path, body, set(model.get("properties", {}))))
+    for method, path, op, model in json_bodies(spec):
+        body = minimal_body(op, components)
+        assert body is not None
+        found.append((method, path, body, set(model.get("properties", {}))))
     return found
 
 

@@ -48,3 +48,17 @@ def minimal_body(operation: dict[str, Any], components: dict[str, Any]) -> dict[
     # one of several sets of fields (`anyOf` of `required`): the first set
     required += model.get("anyOf", [{}])[0].get("required", [])
     return {k: minimal(props[k]) for k in required}
+
+
+def json_bodies(spec: dict[str, Any]) -> list[tuple[str, str, dict[str, Any], dict[str, Any]]]:
+    """(METHOD, path, the operation, its resolved JSON body schema) of every operation that
+    takes a JSON body."""
+    components = spec["components"]["schemas"]
+    found = []
+    for path, item in spec["paths"].items():
+        for method, op in item.items():
+            content = op.get("requestBody", {}).get("content", {})
+            if "application/json" in content:
+                model = resolve(content["application/json"]["schema"], components)
+                found.append((method.upper(), path, op, model))
+    return found
