@@ -140,6 +140,8 @@ class Server:
             "RATE_LIMIT_DEFAULT": "1000000000/minute",
             "RATE_LIMIT_AUTH": "1000000000/minute",
             "RATE_LIMIT_LOGIN_ACCOUNT": "1000000000/minute",
+            # Stopped between scenarios with no balancer in front: nothing to drain.
+            "SHUTDOWN_DRAIN_S": "0",
             **env,
             "PYTHONUNBUFFERED": "1",
         }

@@ -57,6 +57,7 @@ ENV = {
     **os.environ,
     # one address sends everything: the limit must not be what is measured
     "RATE_LIMIT_DEFAULT": "1000000000/minute",
+    "SHUTDOWN_DRAIN_S": "0",  # no balancer in front: nothing to drain between apps
 }
 
 

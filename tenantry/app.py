@@ -44,6 +44,7 @@ from tenantry.kit.redis import RedisHealth
 from tenantry.kit.redis import make_client as make_redis
 from tenantry.kit.routes import RouteIndex, RouteTemplates, include_flat
 from tenantry.kit.security import TOKEN_CLAIMS_CACHE, configure_password_hashing
+from tenantry.kit.shutdown import Shutdown
 from tenantry.kit.state import PostgresStateStore, RedisStateStore, sweep_forever
 from tenantry.onboarding import tasks as onboarding_tasks
 from tenantry.onboarding.router import admin_router as onboarding_admin_router
@@ -198,6 +199,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             # few thousand requests.
             gc.collect()
             gc.freeze()
+            app.state.shutdown.install()  # SIGTERM drains first (`kit.shutdown`)
         try:
             yield
         finally:
@@ -252,6 +254,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.tokens = platform.tokens
     app.state.redis = None
     app.state.rate_limiter = limiter
+    app.state.shutdown = Shutdown(settings.shutdown_drain_s)
     # authz knows no domain: the domains that own credentials plug in here.
     auth = platform.service(AuthService)
     app.state.authenticators = Authenticators(
@@ -323,4 +326,5 @@ def install_middleware(app: FastAPI, settings: Settings, limiter: RateLimiter, l
             ttl_s=settings.idempotency_ttl_s, running_ttl_s=settings.request_timeout_s + 30
         ),
         idempotency_exempt=IDEMPOTENCY_EXEMPT,
+        shutdown=app.state.shutdown,
     )

@@ -168,6 +168,8 @@ def serve(
             # X-Forwarded-* only from TRUSTED_PROXIES (uvicorn would trust 127.0.0.1).
             **settings.proxy_options(),
             log_level=settings.log_level.lower(),
+            # After the drain (`kit.shutdown`): how long requests in flight may finish.
+            timeout_graceful_shutdown=settings.shutdown_grace_s,
         )
     finally:
         if metrics_dir is not None:

@@ -211,6 +211,11 @@ class Settings(BaseSettings):
     port: int = 8000
     # A request still running after this many seconds is cut: 504, its transaction rolled back.
     request_timeout_s: float = Field(30, gt=0)
+    # SIGTERM: /readyz fails and the instance serves on for SHUTDOWN_DRAIN_S (every answer
+    # closing its connection), then stops listening and gives the requests in flight
+    # SHUTDOWN_GRACE_S to finish (`kit.shutdown`).
+    shutdown_drain_s: float = Field(5, ge=0)
+    shutdown_grace_s: int = Field(20, ge=0)
     slow_request_ms: int = Field(1000, ge=0)
     gzip_min_bytes: int = Field(1024, ge=0)
     gzip_level: int = Field(6, ge=1, le=9)

@@ -14,7 +14,7 @@ from tests.support.source import Module, imports, package_modules, parse
 # Beneath everything: the package root (its version) and the settings.
 _BOTTOM = {"tenantry", "config"}
 # Above every domain: what assembles or drives them.
-_TOP = {"app", "cli", "demo", "models", "worker"}
+_TOP = {"app", "cli", "cluster", "demo", "models", "worker"}
 # What a domain may import of another domain.
 _PUBLIC = {"service", "schemas"}
 

@@ -43,7 +43,10 @@ async def healthz_head() -> Response:
 
 
 async def _readiness(request: Request) -> dict[str, str]:
-    """Each dependency and whether it answers ("ok", or why not), within 2 s each."""
+    """Each dependency and whether it answers ("ok", or why not), within 2 s each. An instance
+    told to stop (SIGTERM, `kit.shutdown`) is not ready from that instant, whatever they say."""
+    if request.app.state.shutdown.draining:
+        return {"shutdown": "draining: this instance is stopping"}
     checks: dict[str, str] = {}
     try:
         async with asyncio.timeout(2):

@@ -175,6 +175,7 @@ def _env(database_url: str, metrics_dir: Any) -> dict[str, str]:
         "JWT_SECRET": "test-secret-" + "x" * 40,
         "RATE_LIMIT_ENABLED": "false",
         "ACCESS_LOG": "false",
+        "SHUTDOWN_DRAIN_S": "0",
         metrics.MULTIPROC_ENV: str(metrics_dir),
     }
 

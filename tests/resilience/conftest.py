@@ -54,8 +54,9 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Server]]:
             RATE_LIMIT_AUTH="100000/minute",
             DB_POOL_TIMEOUT="3",
             LOG_FORMAT="console",
-            **extra,
         )
+        # No balancer in front: stop at once (test_graceful_shutdown asks for its drain).
+        env.update({"SHUTDOWN_DRAIN_S": "0", **extra})
         log = tmp_path / "server.log"
         process = subprocess.Popen(
             [sys.executable, "-m", "tenantry.cli", "serve", "--port", str(port)],
