@@ -100,7 +100,11 @@ class Settings(BaseSettings):
 
     # Database. Unset DATABASE_URL means embedded mode.
     database_url: str | None = None
+    # A streaming replica that GET and HEAD requests read while it is at most MAX_LAG_S behind
+    # (`kit/replica.py`); its pool per process: DB_READ_POOL_SIZE, unset: DB_POOL_SIZE.
     database_read_url: str | None = None
+    database_read_max_lag_s: float = Field(2, gt=0)
+    db_read_pool_size: int | None = Field(None, ge=1)
     embedded_pgdata: Path = Path("var/pgdata")
     # Set by `tenantry serve` for its worker processes, so they share the server it started.
     embedded_database_url: str | None = Field(None, alias="TENANTRY_EMBEDDED_DATABASE_URL")

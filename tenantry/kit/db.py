@@ -13,7 +13,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DisconnectionError
@@ -30,6 +30,7 @@ from sqlalchemy.sql.elements import ClauseElement
 from tenantry.config import Settings
 from tenantry.kit.caches import Caches, take_invalidations
 from tenantry.kit.context import record_statement
+from tenantry.kit.replica import READ_BIND, Replica, routing_session
 
 ASYNC_DRIVER = "postgresql+asyncpg"
 log = logging.getLogger("tenantry.db")
@@ -168,8 +169,10 @@ class Reader:
     (a single statement reads one consistent snapshot anyway). They are counted like any other
     statement."""
 
-    def __init__(self, connect: Connect) -> None:
+    def __init__(self, connect: Connect, *, routing: bool = False) -> None:
         self._connect = connect
+        # The replica's reader (`kit.replica`): in a session, read where the session reads.
+        self._routing = routing
 
     @classmethod
     def bound(cls, connection: AsyncConnection) -> Reader:
@@ -190,7 +193,11 @@ class Reader:
             # The request already holds a connection: read on it. Taking a second one from the
             # pool while holding the first starves the pool under load (N requests each holding
             # one and waiting for another), and the session's transaction sees its own writes.
-            raw = await (await session.connection()).get_raw_connection()
+            if self._routing:
+                conn = await session.connection(bind_arguments=dict(READ_BIND))
+            else:
+                conn = await session.connection()
+            raw = await conn.get_raw_connection()
             return await getattr(raw.driver_connection, method)(query.sql, *args)
         async with self._connect() as conn:
             raw = await conn.get_raw_connection()
@@ -228,17 +235,74 @@ def reader_of(session: AsyncSession) -> Reader:
 
 
 class Database:
-    """The process's engines and session factories, made in the app's lifespan."""
+    """The process's engines and session factories, made in the app's lifespan.
+
+    With DATABASE_READ_URL, also the replica's (`kit.replica`): `read_sessionmaker` and
+    `read_reader` read there while it is within DATABASE_READ_MAX_LAG_S (GET and HEAD
+    requests take them, `kit.deps`); jobs, the CLI and the worker use the primary's. Without
+    it they are None and nothing else differs."""
 
     def __init__(self, url: str, settings: Settings) -> None:
-        # DATABASE_READ_URL is accepted but opens no pool until a read path uses it.
         self.url = url
         self.engine = make_engine(url, settings)
         self.reader = Reader(self.engine.connect)
         self.sessionmaker = make_sessionmaker(self.engine, self.reader)
+        self.replica: Replica | None = None
+        self.read_reader: Reader | None = None
+        self.read_sessionmaker: async_sessionmaker[AsyncSession] | None = None
+        self._probes: list[AsyncEngine] = []
+        if settings.database_read_url:
+            self._open_replica(settings.database_read_url, settings)
+
+    def _open_replica(self, read_url: str, settings: Settings) -> None:
+        size = settings.db_read_pool_size or settings.db_pool_size
+        read_settings = settings.model_copy(update={"db_pool_size": size})
+        engine = make_engine(read_url, read_settings, application_name="tenantry-read")
+        # The lag probe's own connection on each server, so a busy pool never delays it.
+        one = settings.model_copy(update={"db_pool_size": 1, "db_max_overflow": 0})
+        self._probes = [
+            make_engine(self.url, one, application_name="tenantry-lag"),
+            make_engine(read_url, one, application_name="tenantry-lag"),
+        ]
+        on_primary, on_replica = (Reader(probe.connect) for probe in self._probes)
+
+        replica = self.replica = Replica(
+            engine,
+            primary_position=lambda: _position(on_primary, _PRIMARY_POSITION),
+            replica_position=lambda: _position(on_replica, _REPLICA_POSITION),
+            max_lag_s=settings.database_read_max_lag_s,
+        )
+        primary = self.engine
+
+        def read_connect() -> AsyncConnection:
+            return (replica.engine if replica.fresh() else primary).connect()
+
+        self.read_reader = Reader(read_connect, routing=True)
+        self.read_sessionmaker = make_sessionmaker(
+            self.engine, self.read_reader, sync_session_class=routing_session(primary, replica)
+        )
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.replica is not None:
+            await self.replica.engine.dispose()
+        for probe in self._probes:
+            await probe.dispose()
+
+
+# WAL positions as byte offsets: the primary's flushed (every acknowledged commit is within
+# it), and how far the replica has replayed (NULL on a server that is not a standby).
+_PRIMARY_POSITION = LeanQuery.of(
+    text("SELECT pg_wal_lsn_diff(pg_current_wal_flush_lsn(), '0/0')::bigint AS at")
+)
+_REPLICA_POSITION = LeanQuery.of(
+    text("SELECT pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0')::bigint AS at")
+)
+
+
+async def _position(reader: Reader, query: LeanQuery) -> int | None:
+    row = await reader.one(query)
+    return None if row is None or row["at"] is None else int(row["at"])
 
 
 _AFTER_COMMIT = "tenantry.after_commit"

@@ -21,20 +21,34 @@ async def get_settings_dep(request: Request) -> Settings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
+# With a read replica (DATABASE_READ_URL), requests of these methods read from it until they
+# write (`kit.replica`); the others use the primary throughout, so a write's checks never
+# read rows older than the primary's.
+READ_METHODS = frozenset({"GET", "HEAD"})
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's one session: committed when the endpoint returns, before the response is
     sent (so a failed commit is an error response, not a lie), rolled back when it raises.
     Lazy: a request that never runs a statement never checks out a connection. The caches
     its changes made stale are invalidated everywhere once it has committed."""
     state = request.app.state
-    async with session_scope(state.db.sessionmaker, state.caches) as session:
+    db = state.db
+    factory = db.sessionmaker
+    if db.read_sessionmaker is not None and request.scope["method"] in READ_METHODS:
+        factory = db.read_sessionmaker
+    async with session_scope(factory, state.caches) as session:
         yield session
 
 
 async def get_reader(request: Request) -> Reader:
     """The lean read path (`kit.db.Reader`), for a read-only endpoint that runs lean queries
-    only: no session is made, and each read takes a pooled connection for its one statement."""
-    return request.app.state.db.reader  # type: ignore[no-any-return]
+    only: no session is made, and each read takes a pooled connection for its one statement
+    (the replica's, for GET and HEAD, while it is within its lag bound)."""
+    db = request.app.state.db
+    if db.read_reader is not None and request.scope["method"] in READ_METHODS:
+        return db.read_reader  # type: ignore[no-any-return]
+    return db.reader  # type: ignore[no-any-return]
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

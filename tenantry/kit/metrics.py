@@ -13,7 +13,7 @@ workers are fresh processes.
 
 Hooks for the rest of the code: `record_cache(cache, hit)`, `record_cache_eviction(cache)`,
 `record_job(task, outcome, seconds)`, `record_queues(...)`, `record_event(kind, outcome)`;
-`instrument_pool(engine, name)` for connection pools.
+`instrument_pool(engine, name)` for connection pools, `record_replica_lag(seconds)`.
 """
 
 from __future__ import annotations
@@ -87,6 +87,12 @@ POOL_IN_USE = Gauge(
     "Database connections checked out of the pool.",
     ["pool"],
     multiprocess_mode="livesum",
+)
+REPLICA_LAG = Gauge(
+    "tenantry_db_replica_lag_seconds",
+    "How long the read replica took to replay what the primary had flushed at the last probe"
+    " (while it has not: how long so far; +Inf when unreachable).",
+    multiprocess_mode="livemax",
 )
 CACHE_REQUESTS = Counter(
     "tenantry_cache_requests",
@@ -269,6 +275,11 @@ def record_queues(waiting: dict[tuple[str, str], int], oldest: dict[str, float])
         JOBS_WAITING.labels(queue, status).set(count)
     for queue, age in oldest.items():
         JOBS_OLDEST_AGE.labels(queue).set(age)
+
+
+def record_replica_lag(seconds: float) -> None:
+    """The read replica's lag as last measured (`kit.replica`)."""
+    REPLICA_LAG.set(seconds)
 
 
 def record_event(kind: str, outcome: str, amount: int = 1) -> None:

@@ -74,7 +74,10 @@ async def _readiness(request: Request) -> dict[str, str]:
 )
 async def readyz(request: Request) -> Health | Response:
     checks = await _readiness(request)
-    if all(v == "ok" for v in checks.values()):
+    ready = all(v == "ok" for v in checks.values())
+    if (replica := request.app.state.db.replica) is not None:  # information, never unready
+        checks["replica"] = replica.describe()
+    if ready:
         return Health(status="ok", checks=checks)
     return problem_response(
         503,
