@@ -27,7 +27,8 @@ inside the API process in embedded mode (`JOBS_IN_PROCESS`, by default on when e
 as `tenantry worker` processes. Retries: `kit.retries` (`Backoff`, exponential with jitter and a
 maximum per task; `Schedule`, fixed delays, for webhooks; `Planned`, when the task says).
 Periodic tasks: `@tasks.task(..., cron=)`.
-Shutdown: running jobs get `JOBS_SHUTDOWN_GRACE_S` to finish, then are cancelled and retried.
+Shutdown: running jobs get `JOBS_SHUTDOWN_GRACE_S` to finish, then are cancelled and queued
+again at once (`Released`, around every task's own strategy).
 A worker killed outright (SIGKILL, a lost machine) leaves its jobs `doing`: every worker sweeps
 for jobs whose worker's heartbeat stopped and puts them back in the queue.
 """
@@ -54,7 +55,7 @@ from tenantry.kit import metrics
 from tenantry.kit.context import record_statement
 from tenantry.kit.db import plain_url, session_scope
 from tenantry.kit.logging import get_logger
-from tenantry.kit.retries import Backoff
+from tenantry.kit.retries import Backoff, Released
 
 if TYPE_CHECKING:
     from tenantry.kit.platform import Platform
@@ -156,7 +157,7 @@ class Jobs:
                 task = self.app.task(
                     name=f"{namespace}:{spec.name}",
                     queue=spec.queue,
-                    retry=spec.retry or False,
+                    retry=Released(spec.retry),
                     pass_context=True,
                 )(spec.func)
                 if spec.cron is not None:

@@ -7,6 +7,7 @@ way for the task itself to say when (a 429's Retry-After); these are small subcl
 
 from __future__ import annotations
 
+import asyncio
 import random
 from datetime import UTC, datetime, timedelta
 
@@ -88,6 +89,25 @@ class Planned(BaseRetryStrategy):
         decision: RetryDecision | None = self.fallback.get_retry_decision(
             exception=exception, job=job
         )
+        return decision
+
+
+class Released(BaseRetryStrategy):
+    """Every task's outer strategy (`kit.jobs`): a job cut short by its worker's shutdown
+    (cancelled once JOBS_SHUTDOWN_GRACE_S ran out) is queued again at once for any worker,
+    whatever its own strategy says; Procrastinate would mark it aborted, and a job someone
+    was promised would be lost. It spends one of its tries (Procrastinate counts every run).
+    A job whose abort was asked for stays aborted; anything else goes to `inner`."""
+
+    def __init__(self, inner: BaseRetryStrategy | None) -> None:
+        self.inner = inner
+
+    def get_retry_decision(self, *, exception: BaseException, job: Job) -> RetryDecision | None:
+        if isinstance(exception, asyncio.CancelledError) and not job.abort_requested:
+            return RetryDecision(retry_at=_after(0))
+        if self.inner is None:
+            return None
+        decision: RetryDecision | None = self.inner.get_retry_decision(exception=exception, job=job)
         return decision
 
 

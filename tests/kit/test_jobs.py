@@ -22,7 +22,7 @@ from tenantry.config import Settings
 from tenantry.kit.db import Database, session_scope
 from tenantry.kit.jobs import AlreadyEnqueued, Jobs
 from tenantry.kit.platform import Platform
-from tenantry.kit.retries import Backoff, Schedule
+from tenantry.kit.retries import Backoff, Released, Schedule
 from tests.support import jobs as support
 from tests.support.platform import eventually
 
@@ -221,3 +221,46 @@ def test_schedule_follows_its_delays_then_gives_up() -> None:
     assert 4.5 <= (schedule.delay_s(2) or 0) <= 5.5
     assert 270 <= (schedule.delay_s(3) or 0) <= 330
     assert schedule.delay_s(4) is None
+
+
+async def test_sigterm_gives_a_running_job_its_grace_then_releases_it(
+    jobs: Jobs, committed_db: Database, worker_platform: Platform, settings: Settings
+) -> None:
+    """A worker told to stop while a job runs past JOBS_SHUTDOWN_GRACE_S (2 s here) cancels
+    it and exits; the job is not lost: it runs again, to success, on another worker."""
+    value = uuid.uuid4().hex
+    async with session_scope(committed_db.sessionmaker) as session:
+        await jobs.defer(session, jobs.task(f"{support.NAMESPACE}:slow_first"), value=value)
+    process = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "tests.support.jobs", settings.database_url or ""),
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+
+        async def running() -> bool:
+            return [j.status for j in await _jobs_for(jobs, value)] == ["doing"]
+
+        await eventually(running, within_s=60)
+        process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(20):
+            assert await process.wait() == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    [job] = await _jobs_for(jobs, value)
+    assert (job.status, job.attempts) == ("todo", 1)  # released, not aborted
+    await _drain(jobs, worker_platform, value, until="succeeded")
+    assert (value, 1) in support.RUNS  # its second run, here
+
+
+def test_only_a_shutdown_s_cancellation_is_released() -> None:
+    released = Released(None)
+    job = Job(id=1, queue="q", lock=None, queueing_lock=None, task_name="t", attempts=4)
+    assert released.get_retry_decision(exception=asyncio.CancelledError(), job=job) is not None
+    asked = Job(id=2, queue="q", lock=None, queueing_lock=None, task_name="t", abort_requested=True)
+    assert released.get_retry_decision(exception=asyncio.CancelledError(), job=asked) is None
+    assert released.get_retry_decision(exception=RuntimeError(), job=job) is None
+    inner = Released(Backoff(9)).get_retry_decision(exception=RuntimeError(), job=job)
+    assert inner is not None  # the task's own strategy decides the rest

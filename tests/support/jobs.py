@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 from typing import Any
 
@@ -58,8 +59,16 @@ async def _serve(url: str) -> None:
     settings = job_settings(Settings(_env_file=None, database_url=url))
     db = Database(url, settings)
     jobs = Jobs(url, settings, task_sets())
+    # SIGTERM as `tenantry worker` takes it: stop taking jobs, give running ones the grace.
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     try:
-        await jobs.work(Platform.build(settings, db), queues=[QUEUE], name="killable")
+        work = asyncio.create_task(
+            jobs.work(Platform.build(settings, db), queues=[QUEUE], name="killable")
+        )
+        await asyncio.wait({work, asyncio.create_task(stop.wait())}, return_when="FIRST_COMPLETED")
+        work.cancel()
+        await asyncio.gather(work, return_exceptions=True)
     finally:
         await jobs.close()
         await db.dispose()
