@@ -5,8 +5,9 @@ uses it (`declare`). L1 is in-process (`kit/cache_l1.py`); with `REDIS_URL` an L
 sits behind it (`kit/cache_redis.py`). A miss is loaded once: concurrent callers for a missing
 key wait for the one load (no stampede). A load that was in flight when its key was
 invalidated still answers its callers but is not stored: a cache is never filled from data
-that was about to change. The process's caches and their invalidation on every instance are
-`kit/caches.py`.
+that was about to change; and a load that follows an invalidation reads the primary until a
+read replica holds the write behind it (`kit.replica.fill_after`). The process's caches and
+their invalidation on every instance are `kit/caches.py`.
 
 Keys of tenant data always start with the tenant id. Written by hand (the glue): single-flight
 and the stale-load guard; the LRU and TTL bookkeeping is cachetools'.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -25,6 +27,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from tenantry.kit.cache_l1 import CacheStats, Clock, Store
 from tenantry.kit.metrics import record_cache, record_cache_eviction
+from tenantry.kit.replica import fill_after
 
 V = TypeVar("V")
 
@@ -126,6 +129,9 @@ class NamedCache(Generic[V]):
         self.misses = 0
         self.loads = 0
         self.l2_hits = 0
+        # When this process last applied an invalidation of this cache (time.monotonic(), set
+        # by `Caches`): a fill reads the primary until a read replica holds it (`kit.replica`).
+        self.invalidated_at = -math.inf
 
     # The counters above answer the stats endpoint; /metrics gets the same through
     # prometheus-client, whose counters also add up over several worker processes.
@@ -213,7 +219,10 @@ class NamedCache(Generic[V]):
                     self._l1[key] = value
                 return value
         self.loads += 1
-        value = await loader()
+        if self.invalidated_at == -math.inf:  # never invalidated here: nothing to follow
+            value = await loader()
+        else:
+            value = await fill_after(self.invalidated_at, loader)
         if value is not None and not flight.stale:
             self._l1[key] = value
             if self.l2 is not None and found is not None and self._adapter is not None:

@@ -7,7 +7,8 @@ random token in one cache) and each page is cached under `owner:generation:varia
 second). Invalidating the owner's key drops its generation; the next read makes a new one,
 so every page made before is unreachable at once and ages out of its bounded cache. A page
 still loading when the owner was invalidated is stored under the old generation: never
-served. Both caches are the kit's named caches (single-flight loads, bounds, TTL, counters,
+served; one filled after it follows the generations' invalidation (`kit.replica.fill_after`).
+Both caches are the kit's named caches (single-flight loads, bounds, TTL, counters,
 invalidation on every instance through the bus), so this module holds only the two-key
 scheme, which is ours.
 
@@ -22,6 +23,7 @@ events; code that writes the model with them must invalidate by itself.
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -32,6 +34,7 @@ from sqlalchemy.orm import object_session
 
 from tenantry.kit.cache import CacheSpec, NamedCache, Rendered, declare
 from tenantry.kit.caches import Caches, invalidate_on_commit
+from tenantry.kit.replica import fill_after
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +78,11 @@ class ListCache:
         generation = await self.generations.get_or_load(owner, _new_generation)
 
         async def load() -> Rendered:
-            return Rendered.of(await render())
+            # The owner's invalidations reach the generations, not the pages: follow theirs.
+            generations = self.generations.invalidated_at
+            if generations == -math.inf:
+                return Rendered.of(await render())
+            return Rendered.of(await fill_after(generations, render))
 
         page = await self.pages.get_or_load(f"{owner}:{generation}:{variant}", load)
         assert page is not None  # `load` never answers None

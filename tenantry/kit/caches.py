@@ -191,10 +191,14 @@ class Caches:
             cache.drop_local(None)
 
     def apply(self, events: Iterable[Event]) -> None:
+        """Drop what `events` name here, noting when (`NamedCache.invalidated_at`: a fill
+        follows it, `kit.replica.fill_after`)."""
+        now = time.monotonic()
         for name, key in events:
             cache = self._caches.get(name)
             if cache is not None:
                 cache.drop_local(key)
+                cache.invalidated_at = now
 
     def on_message(self, payload: bytes | str) -> None:
         try:
@@ -207,8 +211,11 @@ class Caches:
 
     async def on_reconnect(self) -> None:
         """The bus was down: messages may have been missed, so forget everything here and
-        replay what this instance failed to send."""
+        replay what this instance failed to send. A missed invalidation is as recent as now."""
         self.clear_local()
+        now = time.monotonic()
+        for cache in self._caches.values():
+            cache.invalidated_at = now
         if self._failed and self.bus is not None:
             failed, self._failed = self._failed, []
             if not await self.bus.send(failed, self._after_commit(failed)):

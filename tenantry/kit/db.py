@@ -275,7 +275,7 @@ class Database:
         primary = self.engine
 
         def read_connect() -> AsyncConnection:
-            return (replica.engine if replica.fresh() else primary).connect()
+            return (replica.engine if replica.readable() else primary).connect()
 
         self.read_reader = Reader(read_connect, routing=True)
         self.read_sessionmaker = make_sessionmaker(

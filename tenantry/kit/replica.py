@@ -25,11 +25,20 @@ that is not a plain SELECT (INSERT, UPDATE, DELETE, `text()`, FOR UPDATE), a sav
 The caches of who may act (principal, API keys) and of tenants and their settings load
 through `Database.reader`, always the primary, so a revocation is never undone by a replica.
 What a GET fills from the replica (`user_context`, the `customer_insights` and `sync_runs`
-pages) has one staleness window left: a fill that follows an invalidation by less than the
-replica's lag (at most DATABASE_READ_MAX_LAG_S) may read the rows from before the write that
-invalidated it, and keep them until the entry's TTL or its next invalidation. Closing it
-takes the cache to tell a fill when its key was last invalidated, so the fill reads the
-replica only once `covered_at` is past that moment.
+pages) follows the invalidations: each process notes, per cache, the monotonic time it last
+applied one (its own after the commit, or another's from the bus; for a list, its
+generations' cache), and a fill runs inside `fill_after(that time, loader)`. While it runs,
+a read goes to the replica only if the replica also holds every commit acknowledged before
+that time (`covered_at` past it): otherwise to the primary, on the lean path and in the
+session alike (a session already reading on the replica takes a primary connection for the
+fill's statements, beside its replica one; one whose first read is the fill reads the primary
+from then on). As `fresh()` holds only while `covered_at` is within DATABASE_READ_MAX_LAG_S,
+a fill reads the primary for at most that long after an invalidation, and never fills a
+cache with rows from before the write that invalidated it. What remains: a process that has
+not yet received an invalidation (the bus's delivery, milliseconds) fills as if it had not
+happened, from the replica (with Redis, into the L2 too, where it stays until the entry's
+TTL); an entry expiring by its TTL alone is refilled from the replica, as stale as it is
+(within the bound).
 """
 
 from __future__ import annotations
@@ -39,7 +48,8 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, ClassVar
+from contextvars import ContextVar
+from typing import Any, ClassVar, TypeVar
 
 from sqlalchemy import CompoundSelect, Engine, Select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -50,6 +60,24 @@ log = logging.getLogger("tenantry.db.replica")
 Position = Callable[[], Awaitable[int | None]]
 # Passed by `kit.db.Reader` to a routing session's `connection()`: a lean read.
 READ_BIND: dict[str, Any] = {"tenantry_read": True}
+
+T = TypeVar("T")
+
+# While a cache's loader runs (a miss being filled, `fill_after`): the monotonic time that cache
+# was last invalidated in this process. A read routed here goes to the replica only if it holds
+# every commit acknowledged before then.
+_filling_after: ContextVar[float] = ContextVar("tenantry_filling_after", default=-math.inf)
+
+
+async def fill_after(invalidated_at: float, loader: Callable[[], Awaitable[T]]) -> T:
+    """`loader()`, the fill of a cache last invalidated at `invalidated_at` (time.monotonic()):
+    its routed reads go to the primary until the replica holds what that invalidation was
+    for. Nested fills keep the later time. Without a replica nothing reads it."""
+    token = _filling_after.set(max(invalidated_at, _filling_after.get()))
+    try:
+        return await loader()
+    finally:
+        _filling_after.reset(token)
 
 
 class NotAStandby(Exception):
@@ -82,6 +110,18 @@ class Replica:
     def fresh(self) -> bool:
         """Whether reads may go to the replica now."""
         return time.monotonic() - self.covered_at <= self.max_lag_s
+
+    def readable(self) -> bool:
+        """Whether this read may go to the replica: `fresh()`, and, inside a cache's fill
+        (`fill_after`), holding every commit from before that cache's last invalidation."""
+        covered_at = self.covered_at
+        return time.monotonic() - covered_at <= self.max_lag_s and covered_at > _filling_after.get()
+
+    def lacks_fill(self) -> bool:
+        """Inside a cache's fill, whether the replica may lack a commit from before that
+        cache's last invalidation (outside one, never)."""
+        filling = _filling_after.get()
+        return filling != -math.inf and self.covered_at <= filling
 
     def describe(self) -> str:
         """One line for /readyz (information only: a lagging replica leaves us ready)."""
@@ -167,8 +207,9 @@ def _reads_only(clause: Any) -> bool:
 
 class RoutingSession(Session):
     """SQLAlchemy's routing session ("Custom Vertical Partitioning"): reads on the replica
-    until the first write, then everything on the primary. Made per database by
-    `routing_session`; a GET or HEAD request's session is one (`kit.deps`)."""
+    until the first write, then everything on the primary; a cache fill's reads on the primary
+    while the replica may lack that cache's last invalidation (`fill_after`). Made per
+    database by `routing_session`; a GET or HEAD request's session is one (`kit.deps`)."""
 
     _primary: ClassVar[Engine]
     _replica: ClassVar[Replica]
@@ -188,9 +229,16 @@ class RoutingSession(Session):
             return bind
         if not self._pinned:
             if tenantry_read or (not self._flushing and _reads_only(clause)):
+                replica = self._replica
                 if self._reads is None:
-                    replica = self._replica
-                    self._reads = replica.engine.sync_engine if replica.fresh() else self._primary
+                    # Not readable (lagging, or a first read inside a fill it cannot serve):
+                    # the primary for the rest of the session, one connection throughout.
+                    readable = replica.readable()
+                    self._reads = replica.engine.sync_engine if readable else self._primary
+                elif self._reads is not self._primary and replica.lacks_fill():
+                    # Reading on the replica already: this statement (a fill's) goes to the
+                    # primary, on a second connection in the session's transaction.
+                    return self._primary
                 return self._reads
             self._pinned = True
         return self._primary

@@ -18,8 +18,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from sqlalchemy import bindparam, event, func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import bindparam, func, select
 from starlette.requests import Request
 
 from tenantry.app import create_app
@@ -30,10 +29,10 @@ from tenantry.kit.deps import get_reader, get_session
 from tenantry.kit.ids import new_id
 from tenantry.kit.migrations import upgrade
 from tenantry.kit.platform import Platform
-from tenantry.kit.replica import RoutingSession
+from tenantry.kit.replica import RoutingSession, fill_after
 from tenantry.tenants.models import Tenant
 from tests.support.platform import eventually, metric_samples, running, sample_value
-from tests.support.replica import Pair, Unavailable, free_port, make_pair
+from tests.support.replica import Checkouts, Pair, Unavailable, free_port, make_pair, until
 from tests.support.services import IN_CI
 from tests.support.world import CommittedWorld
 
@@ -97,30 +96,6 @@ async def on_replica(pair: Pair) -> AsyncIterator[asyncpg.Connection[Any]]:
         await conn.close()
 
 
-class Checkouts:
-    """Connections taken from an engine's pool."""
-
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.count = 0
-        event.listen(engine.sync_engine, "checkout", self._taken)
-
-    def _taken(self, *_: Any) -> None:
-        self.count += 1
-
-    def take(self) -> int:
-        count, self.count = self.count, 0
-        return count
-
-
-async def _until(check: Any, within_s: float = 15, what: str = "") -> None:
-    try:
-        async with asyncio.timeout(within_s):
-            while not check():  # noqa: ASYNC110 - set by the probe task or another server
-                await asyncio.sleep(0.02)
-    except TimeoutError:
-        raise AssertionError(f"waited {within_s} s for {what}") from None
-
-
 async def _pause(conn: asyncpg.Connection[Any], db: Database) -> None:
     """Pause the replica's replay, then wait for a probe that finds it caught up all the
     same (nothing written since): from here any write leaves it behind."""
@@ -132,7 +107,7 @@ async def _pause(conn: asyncpg.Connection[Any], db: Database) -> None:
     replica = db.replica
     assert replica is not None
     paused_at = time.monotonic()
-    await _until(lambda: replica.covered_at > paused_at and replica.fresh(), what="a probe")
+    await until(lambda: replica.covered_at > paused_at and replica.fresh(), what="a probe")
 
 
 def _names(r: Any) -> set[str]:
@@ -151,13 +126,13 @@ async def test_gets_read_the_replica_within_the_bound_and_writes_read_their_own(
         world = CommittedWorld(db, Platform.build(replica_settings, db))
         world.client = client
         owner = await world.user(await world.tenant(), "owner")
-        await _until(replica.fresh, what="the replica in use")
+        await until(replica.fresh, what="the replica in use")
         before = await client.post(
             "/api/v1/customers", json={"name": "Before"}, headers=owner.headers
         )
         assert before.status_code == 201, before.text
         written = time.monotonic()
-        await _until(lambda: replica.covered_at > written, what="the replica to replay it")
+        await until(lambda: replica.covered_at > written, what="the replica to replay it")
 
         await _pause(on_replica, db)
         # A POST uses the primary throughout: its write, and the lead's check that the
@@ -180,7 +155,7 @@ async def test_gets_read_the_replica_within_the_bound_and_writes_read_their_own(
         assert (primary.take(), replica_pool.take()) == (0, 2)
 
         # Past the bound, they read the primary and see everything.
-        await _until(lambda: not replica.fresh(), what="the bound to pass")
+        await until(lambda: not replica.fresh(), what="the bound to pass")
         customers = await client.get("/api/v1/customers", headers=owner.headers)
         assert _names(customers) == {"Before", "During"}
         assert (await client.get(during, headers=owner.headers)).status_code == 200
@@ -199,7 +174,7 @@ async def test_gets_read_the_replica_within_the_bound_and_writes_read_their_own(
 
         # Replay resumed, the replica catches up and serves the reads again.
         await on_replica.execute("SELECT pg_wal_replay_resume()")
-        await _until(replica.fresh, what="the replica back in use")
+        await until(replica.fresh, what="the replica back in use")
         primary.take(), replica_pool.take()
         customers = await client.get("/api/v1/customers", headers=owner.headers)
         assert _names(customers) == {"Before", "During"}
@@ -222,7 +197,7 @@ async def test_a_read_session_moves_to_the_primary_at_its_first_write(db: Databa
             tenant = Tenant(slug=f"replica-{uuid.uuid4().hex[:8]}", name="Replica")
             s.add(tenant)
         tenant_id = tenant.id
-        await _until(replica.fresh, what="the replica in use")
+        await until(replica.fresh, what="the replica in use")
         by_id = LeanQuery.of(select(Customer.name).where(Customer.id == bindparam("id")))
         async with session_scope(db.read_sessionmaker) as session:
             assert isinstance(session.sync_session, RoutingSession)
@@ -253,6 +228,96 @@ async def test_a_read_session_moves_to_the_primary_at_its_first_write(db: Databa
         # Jobs, the CLI and the worker use `sessionmaker`: the primary throughout.
         async with session_scope(db.sessionmaker) as session:
             assert await session.scalar(IN_RECOVERY) is False
+    finally:
+        tracking.cancel()
+        await asyncio.gather(tracking, return_exceptions=True)
+
+
+async def test_a_cache_filled_after_an_invalidation_reads_the_primary(
+    db: Database, replica_settings: Settings, on_replica: asyncpg.Connection[Any]
+) -> None:
+    """`customer_insights` (a GET's lean path, a generation-keyed list): a write that drops
+    the list is followed by a fill from the primary while the replica lacks that write."""
+    app = create_app(replica_settings, database=db)
+    replica = db.replica
+    assert replica is not None
+    primary, replica_pool = Checkouts(db.engine), Checkouts(replica.engine)
+    insights = "/api/v1/intelligence/customers"
+    async with running(app) as client:
+        world = CommittedWorld(db, Platform.build(replica_settings, db))
+        world.client = client
+        owner = await world.user(await world.tenant(), "owner")
+        await until(replica.fresh, what="the replica in use")
+        before = await client.post(
+            "/api/v1/customers", json={"name": "Before"}, headers=owner.headers
+        )
+        assert before.status_code == 201, before.text
+        written = time.monotonic()
+        await until(lambda: replica.covered_at > written, what="the replica to replay it")
+        await _pause(on_replica, db)
+
+        # A miss after an invalidation the replica holds already ("Before"): the replica.
+        primary.take(), replica_pool.take()
+        assert _names(await client.get(f"{insights}?limit=10", headers=owner.headers)) == {"Before"}
+        assert (primary.take(), replica_pool.take()) == (0, 1)
+
+        # A write the replica has not replayed drops the tenant's list ...
+        r = await client.post("/api/v1/customers", json={"name": "During"}, headers=owner.headers)
+        assert r.status_code == 201, r.text
+        during = time.monotonic()
+        # ... so its next fill reads the primary and caches the write,
+        primary.take(), replica_pool.take()
+        assert _names(await client.get(insights, headers=owner.headers)) == {"Before", "During"}
+        assert (primary.take(), replica_pool.take()) == (1, 0)
+        # while a read that fills no cache still goes to the replica, which lacks it,
+        assert _names(await client.get("/api/v1/customers", headers=owner.headers)) == {"Before"}
+        assert (primary.take(), replica_pool.take()) == (0, 1)
+        assert replica.fresh(), "the replica stayed within its bound throughout"
+        # and the page is served from the cache with the write in it.
+        assert _names(await client.get(insights, headers=owner.headers)) == {"Before", "During"}
+        assert (primary.take(), replica_pool.take()) == (0, 0)
+
+        # Once the replica holds the write (before the bound has passed), fills read it again.
+        await on_replica.execute("SELECT pg_wal_replay_resume()")
+        await until(lambda: replica.covered_at > during, what="the replica to replay it")
+        page = await client.get(f"{insights}?limit=5", headers=owner.headers)
+        assert _names(page) == {"Before", "During"}
+        assert (primary.take(), replica_pool.take()) == (0, 1)
+
+
+async def test_a_fill_the_replica_cannot_serve_reads_the_primary(db: Database) -> None:
+    """`fill_after`, statement by statement: in a GET's session and on its lean path."""
+    replica = db.replica
+    assert replica is not None and db.read_sessionmaker is not None
+    assert db.read_reader is not None
+    tracking = asyncio.create_task(replica.track())
+    in_recovery = LeanQuery.of(IN_RECOVERY)
+    try:
+        await until(replica.fresh, what="the replica in use")
+        lacks = math.inf  # an invalidation the replica does not hold (nor ever will)
+        async with session_scope(db.read_sessionmaker) as session:
+            assert await session.scalar(IN_RECOVERY) is True  # reading on the replica
+
+            async def fill() -> tuple[bool, bool]:
+                orm = await session.scalar(IN_RECOVERY)
+                lean = await reader_of(session).one_in(session, in_recovery)
+                assert orm is not None and lean is not None
+                return orm, lean[0]
+
+            # The fill's statements go to the primary, beside the replica's connection ...
+            assert await fill_after(lacks, fill) == (False, False)
+            # ... and the session's other reads stay where they were.
+            assert await session.scalar(IN_RECOVERY) is True
+            # A fill whose invalidation the replica holds reads it.
+            assert await fill_after(replica.covered_at - 1, fill) == (True, True)
+        # A session whose first read is such a fill reads the primary from then on.
+        async with session_scope(db.read_sessionmaker) as session:
+            assert await fill_after(lacks, lambda: session.scalar(IN_RECOVERY)) is False
+            assert await session.scalar(IN_RECOVERY) is False
+        # The lean reader outside a session.
+        reader = db.read_reader
+        assert (await fill_after(lacks, lambda: reader.one(in_recovery)))[0] is False
+        assert (await reader.one(in_recovery))[0] is True
     finally:
         tracking.cancel()
         await asyncio.gather(tracking, return_exceptions=True)
@@ -291,7 +356,7 @@ async def test_an_unreachable_replica_is_not_read(replica_settings: Settings) ->
         assert replica is not None
         app = create_app(settings, database=db)
         async with running(app) as client:
-            await _until(lambda: replica.problem != "not measured yet", what="a probe")
+            await until(lambda: replica.problem != "not measured yet", what="a probe")
             assert not replica.fresh() and math.isinf(replica.lag_s)
             ready = await client.get("/readyz")
             assert ready.status_code == 200, ready.text
@@ -313,7 +378,7 @@ async def test_a_read_url_that_is_not_a_standby_is_not_read(replica_settings: Se
         replica = db.replica
         assert replica is not None
         tracking = asyncio.create_task(replica.track())
-        await _until(lambda: replica.problem != "not measured yet", what="a probe")
+        await until(lambda: replica.problem != "not measured yet", what="a probe")
         tracking.cancel()
         await asyncio.gather(tracking, return_exceptions=True)
         assert not replica.fresh()

