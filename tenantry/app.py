@@ -24,6 +24,8 @@ from tenantry.auth.service import AuthService
 from tenantry.authz.dependencies import Authenticators
 from tenantry.authz.service import PRINCIPAL_CACHE
 from tenantry.config import Settings, get_settings
+from tenantry.console import crm as console_crm
+from tenantry.console import router as console
 from tenantry.crm.router import activity_router, insights_router, leads_router
 from tenantry.crm.router import router as crm_router
 from tenantry.kit import docs, errors, metrics, openapi
@@ -108,6 +110,7 @@ def make_rate_limiter(settings: Settings) -> RateLimiter:
     auth = Policy.parse("auth", settings.rate_limit_auth, by_address=True)
     rules: list[tuple[str, Policy | None]] = [(path, None) for path in UNLIMITED_PATHS]
     rules.append((API_PREFIX + "/auth/", auth))
+    rules.append(("/console/sign-in", auth))  # the console's password and provider sign-in
     return RateLimiter(
         rules,
         Policy.parse("default", settings.rate_limit_default),
@@ -275,6 +278,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     include_flat(app, ops_router)
 
     errors.install(app)
+    console.install(app, console_crm.router)  # the web pages, with HTML error pages
     openapi.install(
         app,
         unlimited_paths=UNLIMITED_PATHS,

@@ -7,6 +7,8 @@ made-up modules that break each rule once.
 
 from __future__ import annotations
 
+import ast
+
 import pytest
 
 from tests.support.source import Module, imports, package_modules, parse
@@ -14,7 +16,7 @@ from tests.support.source import Module, imports, package_modules, parse
 # Beneath everything: the package root (its version) and the settings.
 _BOTTOM = {"tenantry", "config"}
 # Above every domain: what assembles or drives them.
-_TOP = {"app", "cli", "cluster", "demo", "models", "worker"}
+_TOP = {"app", "cli", "cluster", "console", "demo", "models", "worker"}
 # What a domain may import of another domain.
 _PUBLIC = {"service", "schemas"}
 
@@ -122,3 +124,37 @@ def test_a_domain_may_use_another_through_its_service() -> None:
         _m("tenantry.users.service", "from tenantry.authz import service as principals"),
     ]
     assert layer_violations(ok) == []
+
+
+def console_violations(modules: list[Module]) -> list[str]:
+    """The console sits above the domains, but reads them as the API does: through their
+    services (a module defining a `Service`) and schemas, never a repository or a model."""
+    by_name = {m.name: m for m in modules}
+
+    def is_service(module: Module) -> bool:
+        return any(
+            isinstance(node, ast.ClassDef)
+            and any(isinstance(b, ast.Name) and b.id == "Service" for b in node.bases)
+            for node in ast.walk(module.tree)
+        )
+
+    problems = []
+    for module in modules:
+        if not module.name.startswith("tenantry.console"):
+            continue
+        for target in sorted(imports(module)):
+            rank, part = layer_of(target)
+            if rank != 3 or part == "console" or target not in by_name:
+                continue
+            if target.split(".")[-1] != "schemas" and not is_service(by_name[target]):
+                problems.append(f"{module.name} imports {target}: not a service or schemas")
+    return problems
+
+
+def test_the_console_reads_the_domains_through_their_services() -> None:
+    assert console_violations(package_modules()) == []
+    crafted = parse("tenantry.console.crm", "from tenantry.crm.repository import LeadRepository\n")
+    repository = parse("tenantry.crm.repository", "class LeadRepository: ...\n")
+    assert console_violations([crafted, repository]) == [
+        "tenantry.console.crm imports tenantry.crm.repository: not a service or schemas"
+    ]

@@ -1,0 +1,99 @@
+"""Console sessions: an opaque id in an HttpOnly cookie, the access token and the CSRF token
+in the state store (Redis or the table), so that signing out ends the session on every
+instance at once and the token never reaches the browser."""
+
+from __future__ import annotations
+
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+NAMESPACE = "console-session"
+COOKIE = "tenantry_console"
+# Before there is a session, the sign-in form's CSRF token is a cookie of its own that the
+# form must repeat (double submit): a page elsewhere can neither read it nor set it.
+SIGN_IN_COOKIE = "tenantry_console_csrf"
+PATH = "/console"
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{43}$")  # secrets.token_urlsafe(32)
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def well_formed(value: str | None) -> bool:
+    return value is not None and _TOKEN.fullmatch(value) is not None
+
+
+def same(a: str | None, b: str | None) -> bool:
+    return a is not None and b is not None and hmac.compare_digest(a.encode(), b.encode())
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleSession:
+    id: str
+    token: str
+    csrf: str
+
+
+class Sessions:
+    def __init__(self, state: Any) -> None:
+        self.state = state
+
+    async def start(self, token: str, ttl_s: int) -> ConsoleSession:
+        session = ConsoleSession(new_token(), token, new_token())
+        await self.state.put(NAMESPACE, session.id, {"t": token, "c": session.csrf}, ttl_s)
+        return session
+
+    async def find(self, session_id: str | None) -> ConsoleSession | None:
+        if not well_formed(session_id):
+            return None
+        assert session_id is not None
+        found = await self.state.get(NAMESPACE, session_id)
+        if not isinstance(found, dict):
+            return None
+        return ConsoleSession(session_id, found["t"], found["c"])
+
+    async def end(self, session_id: str) -> None:
+        await self.state.delete(NAMESPACE, session_id)
+
+
+def secure(request: Request) -> bool:
+    """HTTPS as the server sees it (behind a proxy: X-Forwarded-Proto from TRUSTED_PROXIES)."""
+    return request.url.scheme == "https"
+
+
+def set_session_cookie(
+    response: Response, request: Request, session: ConsoleSession, ttl_s: int
+) -> None:
+    response.set_cookie(
+        COOKIE,
+        session.id,
+        max_age=ttl_s,
+        path=PATH,
+        httponly=True,
+        secure=secure(request),
+        samesite="lax",
+    )
+
+
+def set_sign_in_cookie(response: Response, request: Request, token: str) -> None:
+    response.set_cookie(
+        SIGN_IN_COOKIE,
+        token,
+        max_age=3600,
+        path=PATH,
+        httponly=True,
+        secure=secure(request),
+        samesite="strict",
+    )
+
+
+def clear_cookies(response: Response) -> None:
+    response.delete_cookie(COOKIE, path=PATH)
+    response.delete_cookie(SIGN_IN_COOKIE, path=PATH)
