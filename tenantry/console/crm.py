@@ -16,10 +16,11 @@ from tenantry.console.deps import SignedIn
 from tenantry.console.web import page
 from tenantry.crm.activity import ActivityService
 from tenantry.crm.leads import LeadsService
-from tenantry.crm.schemas import CustomerOut, LeadOut, Search, StatusFilter
+from tenantry.crm.schemas import CustomerOut, LeadOut
 from tenantry.crm.service import CrmService
 from tenantry.kit.cursor import Cursor
 from tenantry.kit.deps import ReaderDep, SessionDep
+from tenantry.kit.text import text
 from tenantry.tenants.service import TenantsService
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -27,7 +28,9 @@ Leads = Annotated[LeadsService, Depends(LeadsService.dep)]
 Crm = Annotated[CrmService, Depends(CrmService.dep)]
 Activity = Annotated[ActivityService, Depends(ActivityService.dep)]
 Tenants = Annotated[TenantsService, Depends(TenantsService.dep)]
-Status = Annotated[StatusFilter, Query(alias="status")]
+# The API's filters, but a form sends its empty fields too: "" means "any" here.
+Status = Annotated[str | None, text(max_length=32), Query(alias="status")]
+Search = Annotated[str | None, text(max_length=100), Query()]
 PAGE = 50  # rows per fetch: a screenful or two at 44 px a row
 
 
@@ -81,7 +84,14 @@ async def _leads(
     cursor: str | None,
 ) -> Any:
     return await leads.leads(
-        session, scope, status=status, team_id=None, assignee=None, q=q, cursor=cursor, limit=PAGE
+        session,
+        scope,
+        status=status or None,
+        team_id=None,
+        assignee=None,
+        q=q or None,
+        cursor=cursor,
+        limit=PAGE,
     )
 
 
@@ -150,7 +160,9 @@ async def customers_page(
     q: Search = None,
     cursor: Cursor = None,
 ) -> Response:
-    found = await crm.customers(session, user.principal.scope, q=q, cursor=cursor, limit=PAGE)
+    found = await crm.customers(
+        session, user.principal.scope, q=q or None, cursor=cursor, limit=PAGE
+    )
     rows = [customer_row(c) for c in found.items]
     return page(
         request,
@@ -168,7 +180,9 @@ async def customers_page(
 async def customer_rows(
     user: SignedIn, crm: Crm, session: SessionDep, q: Search = None, cursor: Cursor = None
 ) -> Response:
-    found = await crm.customers(session, user.principal.scope, q=q, cursor=cursor, limit=PAGE)
+    found = await crm.customers(
+        session, user.principal.scope, q=q or None, cursor=cursor, limit=PAGE
+    )
     return rows_json([customer_row(c) for c in found.items], found.next_cursor)
 
 
@@ -196,6 +210,14 @@ async def customer_page(
         messages=messages.items,
         next_cursor=messages.next_cursor,
         when=when,
+    )
+
+
+async def _customers(
+    crm: CrmService, session: Any, user: Any, q: str | None, cursor: str | None
+) -> Any:
+    return await crm.customers(
+        session, user.principal.scope, q=q or None, cursor=cursor, limit=PAGE
     )
 
 
