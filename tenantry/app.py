@@ -25,7 +25,9 @@ from tenantry.authz.dependencies import Authenticators
 from tenantry.authz.service import PRINCIPAL_CACHE
 from tenantry.config import Settings, get_settings
 from tenantry.console import crm as console_crm
+from tenantry.console import integrations as console_integrations
 from tenantry.console import router as console
+from tenantry.console import staff as console_staff
 from tenantry.crm.router import activity_router, insights_router, leads_router
 from tenantry.crm.router import router as crm_router
 from tenantry.kit import docs, errors, metrics, openapi
@@ -278,7 +280,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     include_flat(app, ops_router)
 
     errors.install(app)
-    console.install(app, console_crm.router)  # the web pages, with HTML error pages
+    # the web pages, with HTML error pages
+    console.install(app, console_crm.router, console_integrations.router, console_staff.router)
     openapi.install(
         app,
         unlimited_paths=UNLIMITED_PATHS,

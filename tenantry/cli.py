@@ -110,6 +110,9 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port to listen on")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes")] = 1,
     migrate_first: Annotated[bool, typer.Option("--migrate/--no-migrate")] = True,
+    demo_customers: Annotated[
+        int, typer.Option(min=0, help="Embedded first run: acme's demo CRM customers")
+    ] = 2_000,
 ) -> None:
     """Serve the API. Embedded mode migrates and seeds the demo data on first run."""
     import uvicorn
@@ -132,9 +135,14 @@ def serve(
         with console.status("Migrating…"):
             migrations.upgrade(url)
     seeded = asyncio.run(_seed(url, only_if_empty=True)) if settings.embedded else 0
+    if seeded and demo_customers:  # a first run: acme's customers, leads, calls, messages
+        from tenantry.crm.demo_data import seed_at_scale
+
+        asyncio.run(seed_at_scale(url, "acme", demo_customers, console))
     base = f"http://{host}:{port}"
     console.print(f"[bold]Tenantry[/] API  {base}/api/v1")
     console.print(f"         docs {base}/docs")
+    console.print(f"      console {base}/console")
     if settings.embedded:
         console.print(f"         data {settings.embedded_pgdata} (embedded PostgreSQL)")
         note = " (just created)" if seeded else ""

@@ -41,6 +41,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -48,6 +49,7 @@ import procrastinate
 from procrastinate import JobContext, PsycopgConnector
 from procrastinate.exceptions import AlreadyEnqueued
 from procrastinate.retry import BaseRetryStrategy
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.config import Settings
@@ -73,9 +75,39 @@ _DEFER_MANY_SQL = (
     " AS u(q, t, p, l, ql, a, s, n) ORDER BY n))) AS id"
 )
 _QUEUEING_LOCK_INDEX = "procrastinate_jobs_queueing_lock_idx_v1"
+# The queues' state, for /metrics and the staff console (`Jobs.queue_stats`, `failures`).
+_WAITING_SQL = (
+    "SELECT queue_name, status::text AS status, count(*) AS n FROM procrastinate_jobs"
+    " WHERE status IN ('todo', 'doing') GROUP BY queue_name, status"
+)
+_AGES_SQL = (
+    "SELECT j.queue_name, extract(epoch FROM clock_timestamp() - min(e.at)) AS age"
+    " FROM procrastinate_jobs j JOIN procrastinate_events e"
+    " ON e.job_id = j.id AND e.type = 'deferred'"
+    " WHERE j.status = 'todo' AND (j.scheduled_at IS NULL OR j.scheduled_at <= now())"
+    " GROUP BY j.queue_name"
+)
+_FAILED_SQL = (
+    "SELECT queue_name, count(*) AS n FROM procrastinate_jobs WHERE status = 'failed'"
+    " GROUP BY queue_name"
+)
+_RECENT_FAILED_SQL = (
+    "SELECT j.id, j.queue_name, j.task_name, j.attempts,"
+    " (SELECT max(e.at) FROM procrastinate_events e WHERE e.job_id = j.id) AS failed_at"
+    " FROM procrastinate_jobs j WHERE j.status = 'failed' ORDER BY j.id DESC LIMIT :limit"
+)
 
 
 TaskFunc = Callable[..., Any]
+
+
+@dataclass(frozen=True, slots=True)
+class FailedJob:
+    id: int
+    queue_name: str
+    task_name: str
+    attempts: int
+    failed_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,24 +302,29 @@ class Jobs:
                 sweep.cancel()
                 await asyncio.gather(sweep, return_exceptions=True)
 
-    async def queue_stats(self) -> tuple[dict[tuple[str, str], int], dict[str, float]]:
+    async def queue_stats(
+        self, session: AsyncSession | None = None
+    ) -> tuple[dict[tuple[str, str], int], dict[str, float]]:
         """Jobs waiting or running by (queue, status), and the age in seconds of the oldest
-        job waiting in each queue."""
-        connector = self.app.job_manager.connector
-        counts = await connector.execute_query_all_async(
-            "SELECT queue_name, status::text AS status, count(*) AS n FROM procrastinate_jobs"
-            " WHERE status IN ('todo', 'doing') GROUP BY queue_name, status"
-        )
-        ages = await connector.execute_query_all_async(
-            "SELECT j.queue_name, extract(epoch FROM now() - min(e.at)) AS age"
-            " FROM procrastinate_jobs j JOIN procrastinate_events e"
-            " ON e.job_id = j.id AND e.type = 'deferred'"
-            " WHERE j.status = 'todo' AND (j.scheduled_at IS NULL OR j.scheduled_at <= now())"
-            " GROUP BY j.queue_name"
-        )
+        job waiting in each queue; on the jobs' own pool, or on `session` (a page's)."""
+        counts, ages = [await self._rows(sql, session) for sql in (_WAITING_SQL, _AGES_SQL)]
         waiting = {(r["queue_name"], r["status"]): int(r["n"]) for r in counts}
         oldest = {r["queue_name"]: float(r["age"] or 0) for r in ages}
         return waiting, oldest
+
+    async def failures(
+        self, session: AsyncSession, *, recent: int = 10
+    ) -> tuple[dict[str, int], list[FailedJob]]:
+        """Failed jobs (kept until looked at) by queue, and the `recent` latest of them."""
+        counts = await self._rows(_FAILED_SQL, session)
+        rows = await session.execute(text(_RECENT_FAILED_SQL), {"limit": recent})
+        latest = [FailedJob(**row) for row in rows.mappings()]
+        return {r["queue_name"]: int(r["n"]) for r in counts}, latest
+
+    async def _rows(self, sql: str, session: AsyncSession | None) -> list[Any]:
+        if session is not None:
+            return list((await session.execute(text(sql))).mappings())
+        return list(await self.app.job_manager.connector.execute_query_all_async(sql))
 
     async def report_forever(self) -> None:
         """Keep the queue gauges of `/metrics` fresh (`kit.metrics.record_queues`)."""

@@ -7,6 +7,7 @@ from zoneinfo import available_timezones
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from tenantry.kit.pagination import Page
 from tenantry.kit.text import JSON_OBJECT_BOUNDS, CheckedKeys, JsonObject, text
 
 _TIMEZONES = frozenset(available_timezones()) | {"UTC"}
@@ -23,6 +24,10 @@ class TenantOut(BaseModel):
     status: str
     suites: list[str]
     created_at: datetime
+
+
+class TenantPage(Page[TenantOut]):
+    pass
 
 
 class TenantSummary(BaseModel):

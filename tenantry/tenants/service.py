@@ -17,12 +17,14 @@ from tenantry.authz.principal import Principal
 from tenantry.kit.cache import CacheSpec, Rendered, declare
 from tenantry.kit.caches import invalidate_on_commit
 from tenantry.kit.errors import Conflict, NotFound
+from tenantry.kit.pagination import offset_of
 from tenantry.kit.platform import Service
 from tenantry.kit.repository import TenantScope
 from tenantry.tenants.models import Tenant
 from tenantry.tenants.repository import SettingsRepository, TenantDirectory
 from tenantry.tenants.schemas import (
     TenantOut,
+    TenantPage,
     TenantSettingsOut,
     TenantSettingsPatch,
     TenantSummary,
@@ -127,6 +129,14 @@ class TenantsService(Service):
             slug=slug, name=name, industry=industry, company_size=company_size, suites=suites or []
         )
         return await directory.add(tenant, {"lead_statuses": list(DEFAULT_LEAD_STATUSES)})
+
+    async def directory(self, session: AsyncSession, *, page: int, per_page: int) -> TenantPage:
+        """Every company, newest first, a numbered page (platform staff)."""
+        rows, total = await TenantDirectory(session).page(
+            offset=offset_of(page, per_page), limit=per_page
+        )
+        items = [TenantOut.model_validate(dict(row)) for row in rows]
+        return TenantPage.of(items, total=total, page=page, per_page=per_page)
 
     async def find_by_slug(self, session: AsyncSession, slug: str) -> Tenant | None:
         return await TenantDirectory(session).by_slug(slug)

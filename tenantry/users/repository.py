@@ -76,6 +76,17 @@ class UserDirectory(PlatformRepository[User]):
         ).where(User.email == email)
         return (await self.session.execute(stmt)).one_or_none()
 
+    async def count_by_tenant(self, tenant_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+        """How many users each of these companies has, in one query."""
+        if not tenant_ids:
+            return {}
+        stmt = (
+            select(User.tenant_id, func.count())
+            .where(User.tenant_id.in_(tenant_ids))
+            .group_by(User.tenant_id)
+        )
+        return {tid: int(n) for tid, n in (await self.session.execute(stmt)).all()}
+
 
 _STAFF_FILTER = accounts.c.account_type == "internal_employee"
 

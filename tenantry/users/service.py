@@ -207,6 +207,13 @@ class UsersService(Service):
         await session.flush()
         return user
 
+    async def count_by_tenant(
+        self, session: AsyncSession, tenant_ids: list[uuid.UUID]
+    ) -> dict[uuid.UUID, int]:
+        """Users per company, for these companies (platform staff's list of tenants)."""
+        counts = await UserDirectory(session).count_by_tenant(tenant_ids)
+        return {tid: counts.get(tid, 0) for tid in tenant_ids}
+
     async def staff_page(
         self, session: AsyncSession, *, page: int, per_page: int
     ) -> InternalUserPage:

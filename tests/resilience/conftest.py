@@ -20,6 +20,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "outage-demo-password"
 REQUEST_TIMEOUT_S = 10
+# No demo CRM rows: the tests count what they write themselves.
+SERVE = [sys.executable, "-m", "tenantry.cli", "serve", "--demo-customers", "0"]
 
 
 def free_port() -> int:
@@ -59,7 +61,7 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Server]]:
         env.update({"SHUTDOWN_DRAIN_S": "0", **extra})
         log = tmp_path / "server.log"
         process = subprocess.Popen(
-            [sys.executable, "-m", "tenantry.cli", "serve", "--port", str(port)],
+            [*SERVE, "--port", str(port)],
             cwd=ROOT,
             env=env,
             stdout=log.open("wb"),

@@ -123,6 +123,10 @@
     async function tick() {
       try {
         const answer = await fetch(url, { headers: { Accept: "text/html" }, credentials: "same-origin" });
+        if (answer.redirected && new URL(answer.url).pathname === "/console/sign-in") {
+          window.location.assign(answer.url); // the session ended: sign in again, then back
+          return;
+        }
         if (answer.ok) {
           el.innerHTML = await answer.text(); // our own server's fragment, escaped by Jinja2
           if (el.querySelector("[data-done]")) return;
