@@ -49,8 +49,10 @@ def _free_port() -> int:
 
 
 class Served:
-    def __init__(self, url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-        self.url, self.process, self.log = url, process, log
+    def __init__(
+        self, url: str, process: subprocess.Popen[bytes], log: Path, database: str
+    ) -> None:
+        self.url, self.process, self.log, self.database = url, process, log, database
 
 
 @pytest.fixture(scope="session")
@@ -95,7 +97,7 @@ def served(
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
     )
-    served = Served(f"http://127.0.0.1:{port}", process, log)
+    served = Served(f"http://127.0.0.1:{port}", process, log, url)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -157,3 +159,11 @@ async def sign_in(page: Any, email: str = "owner@acme.example", then: str = "/co
     await page.keyboard.type(PASSWORD)
     await page.keyboard.press("Enter")
     await page.wait_for_url("**" + then.split("?")[0] + "*")
+
+
+async def api_login(served: Served, email: str = "owner@acme.example") -> dict[str, str]:
+    """A bearer header for the API of the same server (to set up what the page shows)."""
+    async with httpx.AsyncClient(base_url=served.url) as api:
+        r = await api.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
+        r.raise_for_status()
+        return {"Authorization": f"Bearer {r.json()['access_token']}"}
