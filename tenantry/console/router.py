@@ -8,7 +8,6 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import RedirectResponse, Response
@@ -17,7 +16,7 @@ from tenantry.auth.schemas import LoginRequest
 from tenantry.auth.service import AuthService
 from tenantry.console import sessions as cookies
 from tenantry.console.deps import SignedIn, SignInRequired, console_user, sessions
-from tenantry.console.web import STATIC, page
+from tenantry.console.web import STATIC, Assets, page
 from tenantry.kit.deps import SessionDep
 from tenantry.kit.errors import AppError, TooManyRequests, Unauthorized
 from tenantry.kit.text import Text, text
@@ -168,7 +167,7 @@ def install(app: FastAPI, *routers: APIRouter) -> None:
     app.include_router(router)
     for extra in routers:
         app.include_router(extra)
-    app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
+    app.mount("/console/static", Assets(directory=STATIC), name="console-static")
     handlers: dict[Any, Any] = dict(app.exception_handlers)
 
     def wrap(kind: type[Exception]) -> None:

@@ -8,7 +8,9 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from starlette.requests import Request
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, Response
+from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
@@ -46,6 +48,21 @@ def asset(name: str) -> str:
 
 
 env.globals["asset"] = asset
+
+
+class Assets(StaticFiles):
+    """The static files, cached by browsers for a year when asked for by their fingerprinted
+    URL (`asset()`: any change renames them), and revalidated otherwise."""
+
+    def file_response(
+        self, full_path: Any, stat_result: Any, scope: Scope, status_code: int = 200
+    ) -> Response:
+        response = super().file_response(full_path, stat_result, scope, status_code)
+        fingerprinted = b"v=" in scope.get("query_string", b"")
+        response.headers["cache-control"] = (
+            "public, max-age=31536000, immutable" if fingerprinted else "no-cache"
+        )
+        return response
 
 
 def page(request: Request, template: str, *, status: int = 200, **context: Any) -> HTMLResponse:

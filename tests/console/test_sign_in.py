@@ -118,3 +118,16 @@ async def test_a_revoked_token_ends_the_console_session(app: Any, world: World) 
         )
         assert r.status_code == 200, r.text
         assert (await browser.get("/console/leads")).status_code == 303
+
+
+async def test_the_fingerprinted_assets_are_cached_for_a_year(app: Any) -> None:
+    async with client_for(app) as browser:
+        page = await browser.get("/console/sign-in")
+        urls = re.findall(r'(?:href|src)="(/console/static/[^"]+\?v=[0-9a-f]{12})"', page.text)
+        assert len(urls) == 2  # the stylesheet and the script
+        for url in urls:
+            r = await browser.get(url)
+            assert r.status_code == 200
+            assert r.headers["cache-control"] == "public, max-age=31536000, immutable"
+        bare = await browser.get(urls[0].split("?")[0])
+        assert bare.headers["cache-control"] == "no-cache"
