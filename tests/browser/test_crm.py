@@ -73,3 +73,24 @@ async def test_readable_at_360_px(page: Any) -> None:
     overflow = await page.evaluate("document.documentElement.scrollWidth")
     assert overflow <= 360, overflow  # nothing sideways
     await shot(page, "customers-360")
+
+
+async def test_every_page_fits_360_px_and_starts_with_a_skip_link(page: Any) -> None:
+    await page.set_viewport_size({"width": 360, "height": 740})
+    company = ("leads", "customers", "syncs", "webhooks")
+    platform = ("tenants", "funnel", "caches", "jobs")
+    pages = {
+        "owner@acme.example": [f"/console/{name}" for name in company],
+        "admin@tenantry.example": [f"/console/platform/{name}" for name in platform],
+    }
+    for email, paths in pages.items():
+        await page.context.clear_cookies()
+        await sign_in(page, email, then=paths[0])
+        for path in paths:
+            await page.goto(page.base + path)
+            await page.wait_for_selector("h1")
+            width = await page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 360, (path, width)  # wide tables scroll inside their box
+            await page.keyboard.press("Tab")
+            first = await page.evaluate("document.activeElement.textContent.trim()")
+            assert first == "Skip to content", path
