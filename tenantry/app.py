@@ -82,6 +82,8 @@ API_ROUTERS = (
     onboarding_admin_router,
     audit_router,
 )
+# The console's pages beyond sign-in (`console.router`): HTML over the same services.
+CONSOLE_ROUTERS = (console_crm.router, console_integrations.router, console_staff.router)
 # Every domain's background tasks (`kit.jobs`), registered as `<namespace>:<task>`.
 JOB_TASKS = {
     "kit": jobs_kit.maintenance,
@@ -182,7 +184,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         work = _start_shared_state(app, settings)
         api_keys = platform.service(ApiKeysService)
         work.append(api_keys.flush_usage_forever())
-        work.append(_preload_zones(platform))
+        if owned:  # a warm-up; an app handed its engine (tests) would race its own requests
+            work.append(_preload_zones(platform))
         if (replica := platform.db.replica) is not None:  # DATABASE_READ_URL (`kit.replica`)
             metrics.instrument_pool(replica.engine, "replica")
             work.append(replica.track(metrics.record_replica_lag))
@@ -280,8 +283,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     include_flat(app, ops_router)
 
     errors.install(app)
-    # the web pages, with HTML error pages
-    console.install(app, console_crm.router, console_integrations.router, console_staff.router)
+    console.install(app, *CONSOLE_ROUTERS)  # the web pages, with HTML error pages
     openapi.install(
         app,
         unlimited_paths=UNLIMITED_PATHS,

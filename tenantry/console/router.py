@@ -16,9 +16,10 @@ from tenantry.auth.schemas import LoginRequest
 from tenantry.auth.service import AuthService
 from tenantry.console import sessions as cookies
 from tenantry.console.deps import SignedIn, SignInRequired, console_user, sessions
-from tenantry.console.web import STATIC, Assets, page
+from tenantry.console.web import asset_response, page
 from tenantry.kit.deps import SessionDep
-from tenantry.kit.errors import AppError, TooManyRequests, Unauthorized
+from tenantry.kit.errors import AppError, NotFound, TooManyRequests, Unauthorized
+from tenantry.kit.routes import include_flat
 from tenantry.kit.text import Text, text
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -146,6 +147,15 @@ async def sign_out(request: Request, user: SignedIn) -> Response:
     return response
 
 
+@router.get("/static/{name}")
+async def static(name: Text, request: Request) -> Response:
+    """The stylesheet and the script (a route, not a mount: the route table stays flat)."""
+    found = asset_response(name, fingerprinted="v" in request.query_params)
+    if found is None:
+        raise NotFound("There is no such file.")
+    return found
+
+
 @router.get("")
 async def home(user: SignedIn) -> Response:
     return RedirectResponse("/console/leads", status_code=303)
@@ -162,12 +172,10 @@ def _wants_page(request: Request) -> bool:
 
 
 def install(app: FastAPI, *routers: APIRouter) -> None:
-    """The console's routes and static files, and HTML error pages for its pages (a script's
-    fetch, which asks for JSON, gets the API's problem documents)."""
-    app.include_router(router)
-    for extra in routers:
-        app.include_router(extra)
-    app.mount("/console/static", Assets(directory=STATIC), name="console-static")
+    """The console's routes, and HTML error pages for its pages (a script's fetch, which asks
+    for JSON, gets the API's problem documents)."""
+    for each in (router, *routers):
+        include_flat(app, each)
     handlers: dict[Any, Any] = dict(app.exception_handlers)
 
     def wrap(kind: type[Exception]) -> None:

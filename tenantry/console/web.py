@@ -8,9 +8,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
-from starlette.staticfiles import StaticFiles
-from starlette.types import Scope
+from starlette.responses import FileResponse, HTMLResponse, Response
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
@@ -50,19 +48,14 @@ def asset(name: str) -> str:
 env.globals["asset"] = asset
 
 
-class Assets(StaticFiles):
-    """The static files, cached by browsers for a year when asked for by their fingerprinted
-    URL (`asset()`: any change renames them), and revalidated otherwise."""
-
-    def file_response(
-        self, full_path: Any, stat_result: Any, scope: Scope, status_code: int = 200
-    ) -> Response:
-        response = super().file_response(full_path, stat_result, scope, status_code)
-        fingerprinted = b"v=" in scope.get("query_string", b"")
-        response.headers["cache-control"] = (
-            "public, max-age=31536000, immutable" if fingerprinted else "no-cache"
-        )
-        return response
+def asset_response(name: str, fingerprinted: bool) -> Response | None:
+    """One of our static files (only those: the name is looked up, never joined blindly),
+    cached by browsers for a year when asked for by its fingerprinted URL (`asset()`: any
+    change renames it) and revalidated otherwise; None for any other name."""
+    if name not in _FINGERPRINTS:
+        return None
+    cache = "public, max-age=31536000, immutable" if fingerprinted else "no-cache"
+    return FileResponse(STATIC / name, headers={"cache-control": cache})
 
 
 def page(request: Request, template: str, *, status: int = 200, **context: Any) -> HTMLResponse:

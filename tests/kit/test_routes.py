@@ -13,12 +13,14 @@ from tenantry import __version__
 from tenantry.app import (
     API_PREFIX,
     API_ROUTERS,
+    CONSOLE_ROUTERS,
     IDEMPOTENCY_EXEMPT,
     OPENAPI_LINKS,
     UNLIMITED_PATHS,
     create_app,
 )
 from tenantry.config import Settings
+from tenantry.console import router as console
 from tenantry.kit import openapi
 from tenantry.kit.routes import RouteIndex
 from tenantry.ops.router import router as ops_router
@@ -62,7 +64,8 @@ def test_every_route_is_the_apps_own(settings: Settings) -> None:
     # included router left to walk.
     assert all(isinstance(r, Route) for r in app.router.routes)
     api_routes = [r for r in app.router.routes if isinstance(r, APIRoute)]
-    assert len(api_routes) == sum(len(r.routes) for r in (*API_ROUTERS, ops_router))
+    routers = (*API_ROUTERS, ops_router, console.router, *CONSOLE_ROUTERS)
+    assert len(api_routes) == sum(len(r.routes) for r in routers)
 
 
 def _with_many_routes(settings: Settings, *, indexed: bool) -> FastAPI:
