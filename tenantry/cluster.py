@@ -268,22 +268,34 @@ class Cluster:
         (self.state_dir / "cluster.json").unlink(missing_ok=True)
 
 
-def stop(state_dir: Path) -> int:
+def stop(state_dir: Path, timeout_s: float = 120) -> int:
     state_file = state_dir / "cluster.json"
     if not state_file.exists():
         print(f"No cluster is running from {state_dir}.", file=sys.stderr)
         return 1
     pid = json.loads(state_file.read_text())["pid"]
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
+    if not _is_cluster(pid):  # gone (a crash, a reboot) and its number perhaps reused
         state_file.unlink(missing_ok=True)
         print("The cluster had already stopped.", file=sys.stderr)
         return 0
-    while state_file.exists():
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while _is_cluster(pid):
+        if time.monotonic() > deadline:
+            print(f"The cluster (pid {pid}) is still stopping after {timeout_s:.0f} s.")
+            return 1
         time.sleep(0.2)
     print("Stopped.", file=sys.stderr)
     return 0
+
+
+def _is_cluster(pid: int) -> bool:
+    """Whether `pid` is a running `tenantry.cluster` (not another process given its number)."""
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"tenantry.cluster" in command
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,7 +18,6 @@ from tenantry.crm.activity import ActivityService
 from tenantry.crm.leads import LeadsService
 from tenantry.crm.schemas import CustomerOut, LeadOut
 from tenantry.crm.service import CrmService
-from tenantry.kit.cursor import Cursor
 from tenantry.kit.deps import ReaderDep, SessionDep
 from tenantry.kit.text import text
 from tenantry.tenants.service import TenantsService
@@ -31,6 +30,7 @@ Tenants = Annotated[TenantsService, Depends(TenantsService.dep)]
 # The API's filters, but a form sends its empty fields too: "" means "any" here.
 Status = Annotated[str | None, text(max_length=32), Query(alias="status")]
 Search = Annotated[str | None, text(max_length=100), Query()]
+Cursor = Annotated[str | None, text(max_length=64), Query()]
 PAGE = 50  # rows per fetch: a screenful or two at 44 px a row
 
 
@@ -68,8 +68,15 @@ def rows_json(rows: list[dict[str, Any]], next_cursor: str | None) -> Response:
 
 def first_page(rows: list[dict[str, Any]], next_cursor: str | None) -> str:
     """The first page for the script, in the page itself (a JSON block, not a script: the
-    CSP runs none inline). `</` cannot close the block: orjson escapes nothing, so we do."""
-    return orjson.dumps({"rows": rows, "next_cursor": next_cursor}).decode().replace("</", "<\\/")
+    CSP runs none inline). `<`, `>` and `&` are written as JSON escapes, so no text in it
+    (`</script>`, `<!--`) can end the block or change how the parser reads it."""
+    raw = orjson.dumps({"rows": rows, "next_cursor": next_cursor}).decode()
+    return raw.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _more(path: str, next_cursor: str | None, **filters: str | None) -> str | None:
+    """The next page's link, for a browser without script: the filters and the cursor."""
+    return None if next_cursor is None else _source(path, **filters, cursor=next_cursor)
 
 
 # --- leads ---------------------------------------------------------------------------------
@@ -90,7 +97,7 @@ async def _leads(
         team_id=None,
         assignee=None,
         q=q or None,
-        cursor=cursor,
+        cursor=cursor or None,
         limit=PAGE,
     )
 
@@ -116,7 +123,7 @@ async def leads_page(
         user=user,
         rows=rows,
         data=first_page(rows, found.next_cursor),
-        next_cursor=found.next_cursor,
+        more=_more("/console/leads", found.next_cursor, status=status, q=q),
         statuses=statuses,
         chosen=status,
         q=q or "",
@@ -161,7 +168,7 @@ async def customers_page(
     cursor: Cursor = None,
 ) -> Response:
     found = await crm.customers(
-        session, user.principal.scope, q=q or None, cursor=cursor, limit=PAGE
+        session, user.principal.scope, q=q or None, cursor=cursor or None, limit=PAGE
     )
     rows = [customer_row(c) for c in found.items]
     return page(
@@ -170,7 +177,7 @@ async def customers_page(
         user=user,
         rows=rows,
         data=first_page(rows, found.next_cursor),
-        next_cursor=found.next_cursor,
+        more=_more("/console/customers", found.next_cursor, q=q),
         q=q or "",
         source=_source("/console/customers/rows", q=q),
     )
@@ -181,7 +188,7 @@ async def customer_rows(
     user: SignedIn, crm: Crm, session: SessionDep, q: Search = None, cursor: Cursor = None
 ) -> Response:
     found = await crm.customers(
-        session, user.principal.scope, q=q or None, cursor=cursor, limit=PAGE
+        session, user.principal.scope, q=q or None, cursor=cursor or None, limit=PAGE
     )
     return rows_json([customer_row(c) for c in found.items], found.next_cursor)
 
@@ -200,7 +207,7 @@ async def customer_page(
     scope = user.principal.scope
     customer = await crm.customer_out(reader, scope, customer_id)  # another company's: 404
     messages = await activity.conversation(
-        session, scope, customer_id, channel=None, cursor=cursor, limit=PAGE
+        session, scope, customer_id, channel=None, cursor=cursor or None, limit=PAGE
     )
     return page(
         request,
@@ -217,7 +224,7 @@ async def _customers(
     crm: CrmService, session: Any, user: Any, q: str | None, cursor: str | None
 ) -> Any:
     return await crm.customers(
-        session, user.principal.scope, q=q or None, cursor=cursor, limit=PAGE
+        session, user.principal.scope, q=q or None, cursor=cursor or None, limit=PAGE
     )
 
 

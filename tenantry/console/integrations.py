@@ -19,12 +19,13 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from tenantry.authz.principal import Principal
 from tenantry.console import web
 from tenantry.console.crm import when
 from tenantry.console.deps import ConsoleUser, Form, SignedIn, forbid_unless
+from tenantry.console.sessions import after_write
 from tenantry.kit.deps import ReaderDep, SessionDep
 from tenantry.kit.errors import NotFound
 from tenantry.kit.pagination import PageNumber, PerPage
@@ -120,11 +121,16 @@ async def syncs_page(
 
 @router.post("/syncs/sources/{source_id}/sync")
 async def sync_now(
-    source_id: uuid.UUID, user: SignedIn, form: Form, sync: Sync, session: SessionDep
+    source_id: uuid.UUID,
+    request: Request,
+    user: SignedIn,
+    form: Form,
+    sync: Sync,
+    session: SessionDep,
 ) -> Response:
     """The API's `POST /sync`: a new run, or the source's run already under way."""
     run, _ = await sync.trigger(session, admin_of(user), source_id)
-    return RedirectResponse(f"/console/syncs/{run.id}", status_code=303)
+    return after_write(request, f"/console/syncs/{run.id}")
 
 
 @router.get("/syncs/{run_id}")
@@ -199,8 +205,13 @@ async def webhooks_page(
 
 @router.post("/webhooks/deliveries/{delivery_id}/retry")
 async def retry_delivery(
-    delivery_id: uuid.UUID, user: SignedIn, form: Form, hooks: Webhooks, session: SessionDep
+    delivery_id: uuid.UUID,
+    request: Request,
+    user: SignedIn,
+    form: Form,
+    hooks: Webhooks,
+    session: SessionDep,
 ) -> Response:
     """The API's `POST /webhooks/deliveries/{id}/retry`: a failed delivery queued again."""
     await hooks.retry(session, admin_of(user), delivery_id)  # not failed: 409; not ours: 404
-    return RedirectResponse(f"/console/webhooks?retried={delivery_id}", status_code=303)
+    return after_write(request, f"/console/webhooks?retried={delivery_id}")

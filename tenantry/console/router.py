@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -24,14 +24,24 @@ from tenantry.kit.text import Text, text
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 Auth = Annotated[AuthService, Depends(AuthService.dep)]
-Next = Annotated[str | None, text(max_length=512), Query()]
+# Checked by `safe_next`, which sends anything odd home: never a 422 on the way to sign in.
+Next = Annotated[str | None, Query()]
 
 
 def safe_next(target: str | None) -> str:
-    """Where to go after signing in: a console path of ours, never another site."""
-    if target and target.startswith("/console") and not target.startswith("/console/sign"):
-        return target if "//" not in target and "\\" not in target else "/console"
-    return "/console"
+    """Where to go after signing in: a page of the console, never another site, a path that
+    climbs out of it, or the sign-in pages themselves; anything else goes home."""
+    home = "/console"
+    if not target or len(target) > 512 or not target.isprintable() or "\\" in target:
+        return home
+    parts = urlsplit(target)
+    path = unquote(parts.path)
+    if parts.scheme or parts.netloc or not (path == home or path.startswith(home + "/")):
+        return home
+    segments = path.split("/")[1:]
+    if "" in segments[:-1] or {".", ".."} & set(segments) or path.startswith(home + "/sign-"):
+        return home
+    return target
 
 
 def _sign_in_page(
@@ -87,10 +97,14 @@ async def sign_in(request: Request, auth: Auth, session: SessionDep) -> Response
 
 
 async def _signed_in(request: Request, token: str, ttl: int, next_: str) -> Response:
+    earlier = request.cookies.get(cookies.COOKIE)
+    if cookies.well_formed(earlier):  # signing in again: the session before ends now
+        await sessions(request).end(earlier or "")
     started = await sessions(request).start(token, ttl)
     response = RedirectResponse(next_, status_code=303)
     cookies.set_session_cookie(response, request, started, ttl)
     response.delete_cookie(cookies.SIGN_IN_COOKIE, path=cookies.PATH)
+    response.delete_cookie(cookies.OIDC_COOKIE, path=cookies.OIDC_PATH)
     return response
 
 
@@ -106,7 +120,12 @@ async def oidc_start(provider: Text, request: Request, auth: Auth) -> Response:
     url = await auth.start_oauth(
         provider=provider, redirect_uri=_oidc_callback_url(request, provider)
     )
-    return RedirectResponse(url, status_code=302, headers={"Cache-Control": "no-store"})
+    response = RedirectResponse(url, status_code=302, headers={"Cache-Control": "no-store"})
+    # The state is bound to this browser: a callback URL someone else started (and sends
+    # here to sign a victim in to their own account) finds no matching cookie.
+    state = parse_qs(urlsplit(url).query)["state"][0]
+    cookies.set_oidc_cookie(response, request, state)
+    return response
 
 
 @router.get("/sign-in/oidc/{provider}/callback", name="console_oidc_callback")
@@ -119,6 +138,9 @@ async def oidc_callback(
     state: Annotated[str | None, text(max_length=255), Query()] = None,
     error: Annotated[str | None, text(max_length=255), Query()] = None,
 ) -> Response:
+    if not cookies.same(state, request.cookies.get(cookies.OIDC_COOKIE)):
+        why = "This sign-in was not started in this browser; start it again here."
+        return _sign_in_page(request, "/console", error=why, status=403)
     try:
         token, ttl = await auth.finish_oauth(
             session, provider=provider, code=code, state=state, error=error
@@ -150,7 +172,7 @@ async def sign_out(request: Request, user: SignedIn) -> Response:
 @router.get("/static/{name}")
 async def static(name: Text, request: Request) -> Response:
     """The stylesheet and the script (a route, not a mount: the route table stays flat)."""
-    found = asset_response(name, fingerprinted="v" in request.query_params)
+    found = asset_response(name, request.query_params.get("v"))
     if found is None:
         raise NotFound("There is no such file.")
     return found
@@ -185,10 +207,7 @@ def install(app: FastAPI, *routers: APIRouter) -> None:
             if not _wants_page(request):
                 return await inner(request, exc)  # type: ignore[no-any-return]
             if isinstance(exc, SignInRequired):
-                target = quote(
-                    request.url.path + (f"?{request.url.query}" if request.url.query else "")
-                )
-                return RedirectResponse(f"/console/sign-in?next={target}", status_code=303)
+                return RedirectResponse(_sign_in_url(request), status_code=303)
             status, title, detail = _explain(exc)
             return page(request, "error.html", status=status, user=None, title=title, detail=detail)
 
@@ -196,6 +215,18 @@ def install(app: FastAPI, *routers: APIRouter) -> None:
 
     for kind in (AppError, RequestValidationError, StarletteHTTPException):
         wrap(kind)
+
+
+def _sign_in_url(request: Request) -> str:
+    """Back here after signing in: this page for a GET (without its query if that is too
+    long), the page the form was on for a POST (a form's URL answers POST only)."""
+    if request.method in ("GET", "HEAD"):
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        if len(target) > 512:
+            target = request.url.path
+    else:
+        target = urlsplit(request.headers.get("referer", "")).path
+    return "/console/sign-in?next=" + quote(safe_next(target))
 
 
 def _explain(exc: Exception) -> tuple[int, str, str]:

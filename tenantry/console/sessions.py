@@ -5,13 +5,16 @@ instance at once and the token never reaches the browser."""
 from __future__ import annotations
 
 import hmac
+import math
 import re
 import secrets
 from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
+
+from tenantry.kit.deps import WROTE_COOKIE
 
 NAMESPACE = "console-session"
 COOKIE = "tenantry_console"
@@ -19,6 +22,9 @@ COOKIE = "tenantry_console"
 # form must repeat (double submit): a page elsewhere can neither read it nor set it.
 SIGN_IN_COOKIE = "tenantry_console_csrf"
 PATH = "/console"
+# The OpenID Connect sign-in's state, bound to the browser that started it.
+OIDC_COOKIE = "tenantry_console_oidc"
+OIDC_PATH = "/console/sign-in/oidc"
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{43}$")  # secrets.token_urlsafe(32)
 
 
@@ -64,8 +70,28 @@ class Sessions:
 
 
 def secure(request: Request) -> bool:
-    """HTTPS as the server sees it (behind a proxy: X-Forwarded-Proto from TRUSTED_PROXIES)."""
-    return request.url.scheme == "https"
+    """HTTPS as the server sees it (behind a proxy: X-Forwarded-Proto from TRUSTED_PROXIES),
+    or as PUBLIC_URL says it is reached (TLS ended before the proxy that talks to us)."""
+    public_url = request.app.state.settings.public_url or ""
+    return request.url.scheme == "https" or public_url.startswith("https://")
+
+
+def after_write(request: Request, url: str) -> Response:
+    """The redirect a form's POST answers with. With a read replica, the browser reads the
+    primary for a moment (`kit.deps.WROTE_COOKIE`), so the page shows what the form did."""
+    response = RedirectResponse(url, status_code=303)
+    settings = request.app.state.settings
+    if settings.database_read_url:
+        response.set_cookie(
+            WROTE_COOKIE,
+            "1",
+            max_age=math.ceil(settings.database_read_max_lag_s) + 1,
+            path=PATH,
+            httponly=True,
+            secure=secure(request),
+            samesite="lax",
+        )
+    return response
 
 
 def set_session_cookie(
@@ -91,6 +117,18 @@ def set_sign_in_cookie(response: Response, request: Request, token: str) -> None
         httponly=True,
         secure=secure(request),
         samesite="strict",
+    )
+
+
+def set_oidc_cookie(response: Response, request: Request, state: str) -> None:
+    response.set_cookie(
+        OIDC_COOKIE,
+        state,
+        max_age=request.app.state.settings.oauth_state_ttl_s,
+        path=OIDC_PATH,
+        httponly=True,
+        secure=secure(request),
+        samesite="lax",  # it must come back on the provider's top-level redirect
     )
 
 

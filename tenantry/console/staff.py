@@ -8,12 +8,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from tenantry.admin.service import CacheAdminService
 from tenantry.console.charts import percent, small_multiples
 from tenantry.console.crm import when
 from tenantry.console.deps import Form, Staff
+from tenantry.console.sessions import after_write
 from tenantry.console.web import page
 from tenantry.kit.deps import SessionDep
 from tenantry.kit.jobs import Jobs
@@ -155,11 +156,13 @@ async def caches_page(
 
 
 @router.post("/caches/clear")
-async def clear_cache(user: Staff, form: Form, admin: CacheAdmin, session: SessionDep) -> Response:
+async def clear_cache(
+    request: Request, user: Staff, form: Form, admin: CacheAdmin, session: SessionDep
+) -> Response:
     """One cache (`cache`), or all of them, on every instance once this request commits."""
     names = admin.clear(session, user.principal, form.get("cache") or None)
     target = "/console/platform/caches?cleared=" + (names[0] if len(names) == 1 else "all")
-    return RedirectResponse(target, status_code=303)
+    return after_write(request, target)
 
 
 # --- job queues ----------------------------------------------------------------------------

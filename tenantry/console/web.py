@@ -48,13 +48,16 @@ def asset(name: str) -> str:
 env.globals["asset"] = asset
 
 
-def asset_response(name: str, fingerprinted: bool) -> Response | None:
+def asset_response(name: str, version: str | None) -> Response | None:
     """One of our static files (only those: the name is looked up, never joined blindly),
-    cached by browsers for a year when asked for by its fingerprinted URL (`asset()`: any
-    change renames it) and revalidated otherwise; None for any other name."""
-    if name not in _FINGERPRINTS:
+    cached by browsers for a year when asked for by its own fingerprint (`asset()`: any
+    change renames it) and revalidated otherwise: in a rolling deploy an old instance asked
+    for a new fingerprint must not let its old file be kept for a year. None for any other
+    name."""
+    fingerprint = _FINGERPRINTS.get(name)
+    if fingerprint is None:
         return None
-    cache = "public, max-age=31536000, immutable" if fingerprinted else "no-cache"
+    cache = "public, max-age=31536000, immutable" if version == fingerprint else "no-cache"
     return FileResponse(STATIC / name, headers={"cache-control": cache})
 
 

@@ -25,6 +25,13 @@ async def get_settings_dep(request: Request) -> Settings:
 # write (`kit.replica`); the others use the primary throughout, so a write's checks never
 # read rows older than the primary's.
 READ_METHODS = frozenset({"GET", "HEAD"})
+# Set (for DATABASE_READ_MAX_LAG_S) on a browser that has just written (the console's forms):
+# its next pages read the primary, so the page a form redirects to shows what it did.
+WROTE_COOKIE = "tenantry_wrote"
+
+
+def _reads_replica(request: Request) -> bool:
+    return request.scope["method"] in READ_METHODS and WROTE_COOKIE not in request.cookies
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -35,7 +42,7 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     state = request.app.state
     db = state.db
     factory = db.sessionmaker
-    if db.read_sessionmaker is not None and request.scope["method"] in READ_METHODS:
+    if db.read_sessionmaker is not None and _reads_replica(request):
         factory = db.read_sessionmaker
     async with session_scope(factory, state.caches) as session:
         yield session
@@ -46,7 +53,7 @@ async def get_reader(request: Request) -> Reader:
     only: no session is made, and each read takes a pooled connection for its one statement
     (the replica's, for GET and HEAD, while it is within its lag bound)."""
     db = request.app.state.db
-    if db.read_reader is not None and request.scope["method"] in READ_METHODS:
+    if db.read_reader is not None and _reads_replica(request):
         return db.read_reader  # type: ignore[no-any-return]
     return db.reader  # type: ignore[no-any-return]
 

@@ -48,6 +48,7 @@ import asyncpg
 import procrastinate
 from procrastinate import JobContext, PsycopgConnector
 from procrastinate.exceptions import AlreadyEnqueued
+from procrastinate.job_context import AbortReason
 from procrastinate.retry import BaseRetryStrategy
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -57,7 +58,7 @@ from tenantry.kit import metrics
 from tenantry.kit.context import record_statement
 from tenantry.kit.db import plain_url, session_scope
 from tenantry.kit.logging import get_logger
-from tenantry.kit.retries import Backoff, Released
+from tenantry.kit.retries import CUT_BY_SHUTDOWN, Backoff, Released
 
 if TYPE_CHECKING:
     from tenantry.kit.platform import Platform
@@ -377,6 +378,9 @@ async def _observe(call_next: Any, context: JobContext, worker: Any) -> Any:
     try:
         result = await call_next()
     except BaseException as exc:
+        shutdown = context.abort_reason() is AbortReason.SHUTDOWN
+        if isinstance(exc, asyncio.CancelledError) and shutdown and job.id is not None:
+            CUT_BY_SHUTDOWN.add(job.id)  # `Released` queues it again
         task = context.task
         retried = task is not None and task.get_retry_exception(exception=exc, job=job)
         outcome = "retried" if retried else "failed"

@@ -7,7 +7,6 @@ way for the task itself to say when (a 429's Retry-After); these are small subcl
 
 from __future__ import annotations
 
-import asyncio
 import random
 from datetime import UTC, datetime, timedelta
 
@@ -92,18 +91,25 @@ class Planned(BaseRetryStrategy):
         return decision
 
 
+# Jobs cut short by their worker's shutdown, by id (`kit.jobs` records them as it sees the
+# cancellation, with Procrastinate's own reason for it). Never emptied: the process is
+# stopping, and holds at most JOBS_CONCURRENCY of them.
+CUT_BY_SHUTDOWN: set[int] = set()
+
+
 class Released(BaseRetryStrategy):
     """Every task's outer strategy (`kit.jobs`): a job cut short by its worker's shutdown
     (cancelled once JOBS_SHUTDOWN_GRACE_S ran out) is queued again at once for any worker,
     whatever its own strategy says; Procrastinate would mark it aborted, and a job someone
     was promised would be lost. It spends one of its tries (Procrastinate counts every run).
-    A job whose abort was asked for stays aborted; anything else goes to `inner`."""
+    Any other cancellation (an abort someone asked for, a task's own) and every other
+    failure go to `inner`."""
 
     def __init__(self, inner: BaseRetryStrategy | None) -> None:
         self.inner = inner
 
     def get_retry_decision(self, *, exception: BaseException, job: Job) -> RetryDecision | None:
-        if isinstance(exception, asyncio.CancelledError) and not job.abort_requested:
+        if job.id in CUT_BY_SHUTDOWN:
             return RetryDecision(retry_at=_after(0))
         if self.inner is None:
             return None

@@ -22,7 +22,7 @@ from tenantry.config import Settings
 from tenantry.kit.db import Database, session_scope
 from tenantry.kit.jobs import AlreadyEnqueued, Jobs
 from tenantry.kit.platform import Platform
-from tenantry.kit.retries import Backoff, Released, Schedule
+from tenantry.kit.retries import CUT_BY_SHUTDOWN, Backoff, Released, Schedule
 from tests.support import jobs as support
 from tests.support.platform import eventually
 
@@ -258,9 +258,13 @@ async def test_sigterm_gives_a_running_job_its_grace_then_releases_it(
 def test_only_a_shutdown_s_cancellation_is_released() -> None:
     released = Released(None)
     job = Job(id=1, queue="q", lock=None, queueing_lock=None, task_name="t", attempts=4)
-    assert released.get_retry_decision(exception=asyncio.CancelledError(), job=job) is not None
-    asked = Job(id=2, queue="q", lock=None, queueing_lock=None, task_name="t", abort_requested=True)
-    assert released.get_retry_decision(exception=asyncio.CancelledError(), job=asked) is None
+    cancelled = asyncio.CancelledError()
+    assert released.get_retry_decision(exception=cancelled, job=job) is None  # not at shutdown
+    CUT_BY_SHUTDOWN.add(1)
+    try:
+        assert released.get_retry_decision(exception=cancelled, job=job) is not None
+    finally:
+        CUT_BY_SHUTDOWN.discard(1)
     assert released.get_retry_decision(exception=RuntimeError(), job=job) is None
     inner = Released(Backoff(9)).get_retry_decision(exception=RuntimeError(), job=job)
     assert inner is not None  # the task's own strategy decides the rest

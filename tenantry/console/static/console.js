@@ -124,7 +124,8 @@
       try {
         const answer = await fetch(url, { headers: { Accept: "text/html" }, credentials: "same-origin" });
         if (answer.redirected && new URL(answer.url).pathname === "/console/sign-in") {
-          window.location.assign(answer.url); // the session ended: sign in again, then back
+          // the session ended: sign in again, then back to this page (not the fragment)
+          window.location.assign("/console/sign-in?next=" + encodeURIComponent(location.pathname + location.search));
           return;
         }
         if (answer.ok) {
