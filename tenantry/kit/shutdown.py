@@ -1,21 +1,22 @@
 """Graceful shutdown of a served API process: drain first, then stop.
 
-An orchestrator (Kubernetes, compose, `script/cluster`) sends SIGTERM and takes the instance
-out of its load balancer when `/readyz` fails; a balancer that only learns from failures
-(nginx) keeps sending meanwhile. So SIGTERM does not stop the server at once:
+SIGTERM does not stop the server at once:
 
-1. `/readyz` answers 503 from that instant;
-2. for SHUTDOWN_DRAIN_S the instance goes on serving, and every response says
-   `Connection: close`, so the proxy's kept-alive connections to it end cleanly, one answered
-   request at a time, instead of being cut under a request the proxy is about to send;
-3. then uvicorn's own graceful shutdown: it stops listening (a proxy's new connection is
-   refused, and nginx passes the request to another instance, POSTs included, since nothing
-   was sent), lets the requests in flight finish for up to SHUTDOWN_GRACE_S, and runs the
-   lifespan's shutdown (the in-process job worker releases its jobs, pools close); the
-   process exits 0.
+1. it stops listening, and `/readyz` answers 503 (on a connection already open): a proxy's
+   new connection is refused, and nginx passes the request to another instance, POSTs
+   included, since nothing was sent;
+2. for SHUTDOWN_DRAIN_S the requests that arrive on connections already open are served,
+   and every response says `Connection: close`, so the proxy's kept-alive connections end
+   cleanly, one answered request at a time, instead of being cut under a request the proxy
+   is about to send (nginx closes the idle ones itself after 4 s, `deploy/nginx.conf`);
+3. then uvicorn's own graceful shutdown: the requests in flight get SHUTDOWN_GRACE_S to
+   finish, the lifespan's shutdown runs (the in-process job worker releases its jobs, pools
+   close), and the process exits 0.
 
-A second SIGTERM, and SIGINT (Ctrl-C at a terminal), skip the drain. Written here because
-uvicorn has no drain phase: we wrap its signal handler rather than replace its server.
+Behind a Kubernetes Service the pod's `preStop` hook waits while the endpoint is removed,
+before the SIGTERM (`deploy/k8s/api-deployment.yaml`). A second SIGTERM, and SIGINT (Ctrl-C
+at a terminal), skip the drain. Written here because uvicorn has no drain phase: we wrap its
+signal handler rather than replace its server.
 """
 
 from __future__ import annotations
@@ -80,6 +81,9 @@ class Shutdown:
         return True
 
     def _drain_then(self, loop: asyncio.AbstractEventLoop, stop: Handler, sig: int) -> None:
+        # No new connection from now on; those open are served through the drain.
+        for server in getattr(getattr(stop, "__self__", None), "servers", ()):
+            server.close()
         self.begin()
         loop.call_later(self.drain_s, stop, sig, None)
 

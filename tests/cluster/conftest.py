@@ -103,7 +103,7 @@ def cluster(admin_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
                     }
                 }
             ),
-            "SHUTDOWN_DRAIN_S": "2",
+            "SHUTDOWN_DRAIN_S": "5",  # past nginx's 4 s keepalive_timeout, as by default
             "LOG_FORMAT": "console",
         }
         port = free_port()

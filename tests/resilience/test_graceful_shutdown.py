@@ -1,6 +1,6 @@
-"""SIGTERM to a real `tenantry serve`: readiness fails at once, a request in flight (its body
-still arriving) finishes with its answer, and the process exits 0 once the drain and the
-request are over."""
+"""SIGTERM to a real `tenantry serve`: it stops listening and readiness fails at once, a
+request in flight (its body still arriving) finishes with its answer, and the process exits 0
+once the drain and the request are over."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 import httpx
+import pytest
 
 from tests.resilience.conftest import Server, Writes
 
@@ -26,8 +27,12 @@ async def test_sigterm_drains_finishes_the_request_in_flight_and_exits_0(
         await asyncio.sleep(3)  # past the drain: uvicorn has stopped listening by then
         yield b'Lovelace"}'
 
-    async with httpx.AsyncClient(base_url=server.url, timeout=20) as client:
+    async with (
+        httpx.AsyncClient(base_url=server.url, timeout=20) as client,
+        httpx.AsyncClient(base_url=server.url, timeout=5) as probe,
+    ):
         owner = (await Writes.as_demo_owner(client)).headers
+        assert (await probe.get("/healthz")).status_code == 200  # its connection, open now
         slow = asyncio.create_task(
             client.post(
                 "/api/v1/customers",
@@ -39,9 +44,12 @@ async def test_sigterm_drains_finishes_the_request_in_flight_and_exits_0(
         await asyncio.sleep(0.2)
         server.process.send_signal(signal.SIGTERM)
         sent = time.monotonic()
-        async with httpx.AsyncClient(base_url=server.url, timeout=5) as probe:
-            r = await probe.get("/readyz")
+        await asyncio.sleep(0.2)
+        r = await probe.get("/readyz")  # on a connection opened before: draining at once
         assert r.status_code == 503 and time.monotonic() - sent < 1, r.text
+        with pytest.raises(httpx.ConnectError):  # and no new connection is taken
+            async with httpx.AsyncClient(base_url=server.url, timeout=5) as late:
+                await late.get("/healthz")
         answer = await slow
         assert answer.status_code == 201, answer.text
         assert answer.json()["name"] == "Ada Lovelace"
