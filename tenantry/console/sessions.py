@@ -9,7 +9,7 @@ import math
 import re
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -82,54 +82,46 @@ def after_write(request: Request, url: str) -> Response:
     response = RedirectResponse(url, status_code=303)
     settings = request.app.state.settings
     if settings.database_read_url:
-        response.set_cookie(
-            WROTE_COOKIE,
-            "1",
-            max_age=math.ceil(settings.database_read_max_lag_s) + 1,
-            path=PATH,
-            httponly=True,
-            secure=secure(request),
-            samesite="lax",
-        )
+        _set(response, request, WROTE_COOKIE, "1", math.ceil(settings.database_read_max_lag_s) + 1)
     return response
+
+
+def _set(
+    response: Response,
+    request: Request,
+    name: str,
+    value: str,
+    max_age: int,
+    *,
+    path: str = PATH,
+    samesite: Literal["lax", "strict"] = "lax",
+) -> None:
+    """Every console cookie: HttpOnly, Secure over HTTPS, scoped to its path."""
+    response.set_cookie(
+        name,
+        value,
+        max_age=max_age,
+        path=path,
+        httponly=True,
+        secure=secure(request),
+        samesite=samesite,
+    )
 
 
 def set_session_cookie(
     response: Response, request: Request, session: ConsoleSession, ttl_s: int
 ) -> None:
-    response.set_cookie(
-        COOKIE,
-        session.id,
-        max_age=ttl_s,
-        path=PATH,
-        httponly=True,
-        secure=secure(request),
-        samesite="lax",
-    )
+    _set(response, request, COOKIE, session.id, ttl_s)
 
 
 def set_sign_in_cookie(response: Response, request: Request, token: str) -> None:
-    response.set_cookie(
-        SIGN_IN_COOKIE,
-        token,
-        max_age=3600,
-        path=PATH,
-        httponly=True,
-        secure=secure(request),
-        samesite="strict",
-    )
+    _set(response, request, SIGN_IN_COOKIE, token, 3600, samesite="strict")
 
 
 def set_oidc_cookie(response: Response, request: Request, state: str) -> None:
-    response.set_cookie(
-        OIDC_COOKIE,
-        state,
-        max_age=request.app.state.settings.oauth_state_ttl_s,
-        path=OIDC_PATH,
-        httponly=True,
-        secure=secure(request),
-        samesite="lax",  # it must come back on the provider's top-level redirect
-    )
+    # Lax: it must come back on the provider's top-level redirect.
+    ttl_s = request.app.state.settings.oauth_state_ttl_s
+    _set(response, request, OIDC_COOKIE, state, ttl_s, path=OIDC_PATH)
 
 
 def clear_cookies(response: Response) -> None:
